@@ -1,0 +1,67 @@
+"""Hyper-parameters of an MKR run and the paper's per-dataset settings."""
+
+import dataclasses
+from typing import Any
+
+# Table 2 of Wang et al. (WWW 2019) / the authors' released scripts.
+PAPER_SETTINGS: dict[str, dict[str, Any]] = {
+        "movie": dict(n_epochs=20, dim=8, L=1, H=1, batch_size=4096, l2_weight=1e-6,
+                                    lr_rs=0.02, lr_kge=0.01, kge_interval=3),
+        "book": dict(n_epochs=10, dim=8, L=1, H=1, batch_size=32, l2_weight=1e-6,
+                                  lr_rs=2e-4, lr_kge=2e-5, kge_interval=2),
+        "music": dict(n_epochs=10, dim=4, L=2, H=1, batch_size=256, l2_weight=1e-6,
+                                    lr_rs=1e-3, lr_kge=2e-4, kge_interval=2),
+}
+
+# Settings for the embedded synthetic data, chosen on its eval split.
+SYNTHETIC_SETTINGS: dict[str, Any] = dict(
+        n_epochs=20, dim=8, L=1, H=1, batch_size=256, l2_weight=1e-6,
+        lr_rs=2e-3, lr_kge=1e-3, kge_interval=1)
+
+OPTIMIZERS = ("lazy_adam", "adam")
+
+
+@dataclasses.dataclass(frozen=True)
+class MKRConfig:
+    """Everything that defines a model and its training.
+
+    Attributes keep the authors' flag names so results compare one-to-one.
+    """
+    n_epochs: int = 20
+    dim: int = 8
+    L: int = 1
+    H: int = 1
+    batch_size: int = 4096
+    l2_weight: float = 1e-6
+    lr_rs: float = 0.02
+    lr_kge: float = 0.01
+    kge_interval: int = 3
+    use_inner_product: bool = True
+    use_kge: bool = True
+    optimizer: str = "lazy_adam"
+    seed: int = 0
+
+    def __post_init__(self):
+        positive_ints = ("n_epochs", "dim", "L", "H", "batch_size", "kge_interval")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("lr_rs", "lr_kge"):
+            value = getattr(self, name)
+            if not value > 0 or value != value or value == float("inf"):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not 0 <= self.l2_weight < float("inf"):
+            raise ValueError(f"l2_weight must be a finite number >= 0, got {self.l2_weight!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+
+    @classmethod
+    def for_dataset(cls, dataset: str, **overrides) -> "MKRConfig":
+        """The paper's settings for `dataset` (synthetic ones otherwise), with `overrides` applied."""
+        settings = dict(PAPER_SETTINGS.get(dataset, SYNTHETIC_SETTINGS))
+        settings.update(overrides)
+        return cls(**settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

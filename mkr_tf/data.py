@@ -1,0 +1,202 @@
+"""MKR's processed data format: loading, validation, the 6:2:2 split and tf.data pipelines.
+
+A processed dataset directory holds
+    ratings_final.txt   user item label        (whitespace-separated integers, label 0 or 1)
+    kg_final.txt        head relation tail     (whitespace-separated integers)
+Entity i is item i, so every item id is also an entity id.
+"""
+
+import dataclasses
+import logging
+import os
+import pathlib
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+RATINGS_FILE = "ratings_final.txt"
+KG_FILE = "kg_final.txt"
+RAW_DATASETS = ("movie", "book", "music")
+KNOWN_DATASETS = ("synthetic", *RAW_DATASETS, "recbole")
+EVAL_RATIO = 0.2
+TEST_RATIO = 0.2
+
+
+class DataError(ValueError):
+    """Bad or missing input data; the message names the file, line or value."""
+
+
+def read_int_table(path: os.PathLike, column_names: tuple[str, ...]) -> np.ndarray:
+    """Reads a whitespace-separated table of non-negative integers into an int64 [n, k] array."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, engine="c",
+                            on_bad_lines="error", skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot parse: {error}") from None
+    if frame.shape[1] != len(column_names):
+        raise DataError(
+            f"{path}: expected {len(column_names)} columns ({' '.join(column_names)}), "
+            f"found {frame.shape[1]}")
+    short_rows = frame.isna().any(axis=1).to_numpy()
+    if short_rows.any():
+        row = int(np.flatnonzero(short_rows)[0])
+        raise DataError(
+            f"{path}: line {_line_number(path, row)}: expected {len(column_names)} columns "
+            f"({' '.join(column_names)}), found {int(frame.iloc[row].notna().sum())}")
+    values = np.empty(frame.shape, dtype=np.int64)
+    for column, name in enumerate(column_names):
+        text = frame.iloc[:, column]
+        numbers = pd.to_numeric(text, errors="coerce")
+        bad = numbers.isna() | (numbers < 0) | (numbers != np.floor(numbers)) | (numbers >= 2**62)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{path}: line {_line_number(path, row)}: {name} {text.iloc[row]!r} is not a "
+                f"non-negative integer id")
+        values[:, column] = numbers.to_numpy(dtype=np.int64)
+    return values
+
+
+def _line_number(path: pathlib.Path, row: int) -> int:
+    """1-based line of the row-th non-blank line, for error messages only."""
+    with open(path, "rb") as file:
+        seen = -1
+        for number, line in enumerate(file, start=1):
+            if line.strip():
+                seen += 1
+                if seen == row:
+                    return number
+    return row + 1
+
+
+@dataclasses.dataclass
+class MKRData:
+    """Rating splits and KG triples with their table sizes (max id + 1, never a distinct count)."""
+    train: np.ndarray  # [n, 3] user, item, label
+    eval: np.ndarray
+    test: np.ndarray
+    kg: np.ndarray  # [m, 3] head, relation, tail; every head is an item
+    n_users: int
+    n_items: int
+    n_entities: int
+    n_relations: int
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.train) + len(self.eval) + len(self.test)
+
+    def statistics(self) -> dict[str, int]:
+        return dict(users=self.n_users, items=self.n_items, interactions=self.n_interactions,
+                    entities=self.n_entities, relations=self.n_relations, triples=len(self.kg))
+
+
+def split_ratings(ratings: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded random 6:2:2 train/eval/test split of the rating rows."""
+    order = np.random.default_rng(seed).permutation(len(ratings))
+    n_eval = int(len(ratings) * EVAL_RATIO)
+    n_test = int(len(ratings) * TEST_RATIO)
+    return (ratings[order[n_eval + n_test:]], ratings[order[:n_eval]],
+            ratings[order[n_eval:n_eval + n_test]])
+
+
+def build_dataset(ratings: np.ndarray, kg: np.ndarray, seed: int, source: str = "data",
+                  log=logging.info) -> MKRData:
+    """Validates ratings and KG, drops triples whose head is not an item, and splits the ratings."""
+    if len(ratings) == 0:
+        raise DataError(f"{source}: no ratings")
+    bad_labels = ~np.isin(ratings[:, 2], (0, 1))
+    if bad_labels.any():
+        row = int(np.flatnonzero(bad_labels)[0])
+        raise DataError(f"{source}: rating row {row + 1}: label {ratings[row, 2]} is not 0 or 1")
+    n_users = int(ratings[:, 0].max()) + 1
+    n_items = int(ratings[:, 1].max()) + 1
+    head_is_item = kg[:, 0] < n_items
+    n_dropped = int((~head_is_item).sum())
+    if n_dropped:
+        log(f"{source}: dropped {n_dropped} of {len(kg)} KG triples whose head is not an item "
+            f"(id >= {n_items}); the KGE task needs an item for every head")
+    kg = kg[head_is_item]
+    if len(kg) == 0:
+        raise DataError(f"{source}: no KG triple has an item as its head; MKR needs item-headed triples")
+    n_entities = max(n_items, int(max(kg[:, 0].max(), kg[:, 2].max())) + 1)
+    n_relations = int(kg[:, 1].max()) + 1
+    train, eval_split, test = split_ratings(ratings, seed)
+    for name, split in (("train", train), ("eval", eval_split), ("test", test)):
+        if len(split) == 0:
+            raise DataError(f"{source}: the {name} split is empty ({len(ratings)} ratings are too few "
+                            f"for a 6:2:2 split)")
+    return MKRData(train, eval_split, test, kg, n_users, n_items, n_entities, n_relations)
+
+
+def load_processed(directory: os.PathLike, seed: int, log=logging.info) -> MKRData:
+    """Loads `ratings_final.txt` and `kg_final.txt` from `directory` and splits the ratings."""
+    directory = pathlib.Path(directory)
+    ratings = read_int_table(directory / RATINGS_FILE, ("user", "item", "label"))
+    kg = read_int_table(directory / KG_FILE, ("head", "relation", "tail"))
+    return build_dataset(ratings, kg, seed, source=str(directory), log=log)
+
+
+def write_processed(directory: os.PathLike, ratings: np.ndarray, kg: np.ndarray) -> None:
+    """Writes the processed format; each file appears whole or not at all."""
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, table in ((RATINGS_FILE, ratings), (KG_FILE, kg)):
+        temporary = directory / f".{name}.tmp"
+        np.savetxt(temporary, table, fmt="%d", delimiter="\t")
+        os.replace(temporary, directory / name)
+
+
+def rating_dataset(ratings: np.ndarray, batch_size: int, shuffle_seed=None
+                   ) -> tf.data.Dataset:
+    """Batches of {"user", "item", "label"}; shuffled once by `shuffle_seed` when given.
+
+    A fresh seed per epoch (rather than reshuffle_each_iteration) makes the order a pure
+    function of (seed, epoch), so a resumed run sees the batches an uninterrupted one would.
+    """
+    if shuffle_seed is not None:
+        ratings = ratings[np.random.default_rng(shuffle_seed).permutation(len(ratings))]
+    return tf.data.Dataset.from_tensor_slices(
+        {"user": ratings[:, 0], "item": ratings[:, 1], "label": ratings[:, 2]}
+    ).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def kg_dataset(kg: np.ndarray, batch_size: int, shuffle_seed=None) -> tf.data.Dataset:
+    """Batches of {"head", "relation", "tail"}; shuffled once by `shuffle_seed` when given."""
+    if shuffle_seed is not None:
+        kg = kg[np.random.default_rng(shuffle_seed).permutation(len(kg))]
+    return tf.data.Dataset.from_tensor_slices(
+        {"head": kg[:, 0], "relation": kg[:, 1], "tail": kg[:, 2]}
+    ).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_dataset(name: str, data_dir: os.PathLike, cache_dir: os.PathLike, seed: int,
+                 log=logging.info, **prepare_options) -> MKRData:
+    """The dataset `name`, split by `seed`.
+
+    "synthetic" is generated in memory. A folder `<data_dir>/<name>/` that holds the processed
+    files is read as it is; otherwise movie, book, music and recbole are prepared from raw
+    files (downloaded when missing and possible) into `cache_dir` by `data_prep`.
+    """
+    if name == "synthetic":
+        from mkr_tf import synthetic  # pylint: disable=import-outside-toplevel
+        ratings, kg = synthetic.generate(seed=0)
+        return build_dataset(ratings, kg, seed, source="synthetic", log=log)
+    folder = pathlib.Path(data_dir) / name
+    if (folder / RATINGS_FILE).is_file() and (folder / KG_FILE).is_file():
+        return load_processed(folder, seed, log=log)
+    if name not in KNOWN_DATASETS:
+        raise DataError(
+            f"unknown dataset {name!r}: choose one of {', '.join(KNOWN_DATASETS)}, or put "
+            f"{RATINGS_FILE} and {KG_FILE} in {folder}/")
+    import data_prep  # pylint: disable=import-outside-toplevel
+    try:
+        prepared = data_prep.prepare(name, data_dir, cache_dir, seed=seed, log=log, **prepare_options)
+    except data_prep.DataError as error:
+        raise DataError(str(error)) from None
+    return load_processed(prepared, seed, log=log)

@@ -1,0 +1,114 @@
+"""Keras layers of MKR: the cross&compress unit and the dense towers."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="mkr_tf")
+class CrossCompress(keras.layers.Layer):
+    """Cross&compress unit sharing features between an item and its KG entity.
+
+    For an item vector v and entity vector e (both in R^d):
+
+        cross:     C = v eᵀ                                   (d × d)
+        compress:  v' = C w_vv + Cᵀ w_ev + b_v
+                   e' = C w_ve + Cᵀ w_ee + b_e
+
+    with w_vv, w_ev, w_ve, w_ee in R^{d×1} and b_v, b_e in R^d. C has rank one, so
+    C w = v (eᵀ w) and Cᵀ w = e (vᵀ w); the layer computes exactly that in O(d) per
+    example instead of materialising the d × d matrix.
+
+    Call with `(v, e)`, each `[batch, d]`; returns `(v', e')`, each `[batch, d]`.
+    """
+
+    def __init__(self, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        item_shape, entity_shape = input_shape
+        dim = item_shape[-1]
+        if dim is None or entity_shape[-1] != dim:
+            raise ValueError(
+                f"CrossCompress needs item and entity vectors of one known size, got "
+                f"{item_shape} and {entity_shape}")
+        self.dim = int(dim)
+        for name in ("w_vv", "w_ev", "w_ve", "w_ee"):
+            setattr(self, name, self.add_weight(
+                name=name, shape=(self.dim, 1), initializer=self.kernel_initializer))
+        self.b_v = self.add_weight(name="b_v", shape=(self.dim,), initializer="zeros")
+        self.b_e = self.add_weight(name="b_e", shape=(self.dim,), initializer="zeros")
+
+    def call(self, inputs):
+        v, e = inputs
+        # [batch, 1] projections: eᵀw and vᵀw for each compress weight.
+        e_dot = tf.matmul(e, tf.concat([self.w_vv, self.w_ve], axis=1))
+        v_dot = tf.matmul(v, tf.concat([self.w_ev, self.w_ee], axis=1))
+        v_out = v * e_dot[:, :1] + e * v_dot[:, :1] + self.b_v
+        e_out = v * e_dot[:, 1:] + e * v_dot[:, 1:] + self.b_e
+        return v_out, e_out
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["kernel_initializer"] = keras.initializers.serialize(self.kernel_initializer)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mkr_tf")
+class DenseTower(keras.layers.Layer):
+    """A stack of fully connected layers, as MKR uses for its user and tail towers and heads.
+
+        h_0 = x,   h_{l+1} = act(W_l h_l + b_l),   l = 0 … n_layers − 1
+
+    `act` is ReLU for every layer (as in the authors' code) unless `final_activation`
+    names another activation for the last one, e.g. `None` for a logit.
+    """
+
+    def __init__(self, units, n_layers=1, final_units=None, final_activation="relu",
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if n_layers < 1:
+            raise ValueError(f"DenseTower needs n_layers >= 1, got {n_layers}")
+        self.units = int(units)
+        self.n_layers = int(n_layers)
+        self.final_units = int(final_units) if final_units is not None else self.units
+        self.final_activation = final_activation
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.dense_layers = [
+            keras.layers.Dense(
+                self.final_units if i == self.n_layers - 1 else self.units,
+                activation=self.final_activation if i == self.n_layers - 1 else "relu",
+                kernel_initializer=self.kernel_initializer,
+                name=f"dense_{i}")
+            for i in range(self.n_layers)
+        ]
+
+    def build(self, input_shape):
+        shape = input_shape
+        for layer in self.dense_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def call(self, inputs):
+        x = inputs
+        for layer in self.dense_layers:
+            x = layer(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.final_units,)
+
+    @property
+    def kernels(self):
+        return [layer.kernel for layer in self.dense_layers]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            units=self.units, n_layers=self.n_layers, final_units=self.final_units,
+            final_activation=self.final_activation,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config

@@ -1,0 +1,236 @@
+"""The MKR model: a recommendation task and a KG-embedding task joined by cross&compress units."""
+
+import keras
+import tensorflow as tf
+
+from mkr_tf import layers as mkr_layers
+from mkr_tf import optimizers as mkr_optimizers
+
+
+def _l2(tensor):
+    """tf.nn.l2_loss, the authors' regulariser: sum(x²) / 2."""
+    return tf.nn.l2_loss(tensor)
+
+
+@keras.saving.register_keras_serializable(package="mkr_tf")
+class MKR(keras.Model):
+    """MKR (Wang et al., WWW 2019).
+
+    Low layers (L of each):
+        u = towerᵁ(U[user])                         user tower, ReLU dense
+        (v, h) = C&C_L ∘ … ∘ C&C_1 (V[item], E[item])  cross&compress on the item and its entity
+        t = towerᵀ(E[tail])                          tail tower, ReLU dense
+    High layers (H of each):
+        RS:  ŷ = σ(u · v), or σ(MLP_H([u; v])) with `use_inner_product=False`
+        KGE: t̂ = σ(MLP_H([h; R[relation]])),  score = σ(t · t̂)
+    Losses (λ = `l2_weight`, L2(x) = ‖x‖² / 2 over the batch's vectors and the task's kernels):
+        RS:  mean cross-entropy(y, ŷ) + λ (L2(u) + L2(v) + L2(W_RS))
+        KGE: −mean score + λ (L2(h) + L2(t) + L2(W_KGE))
+
+    `rec_step` and `kg_step` each apply their own Adam to the variables their own loss
+    depends on; the item/entity tables and the cross&compress units belong to both.
+    """
+
+    def __init__(self, n_users, n_items, n_entities, n_relations, dim=8, L=1, H=1,
+                 l2_weight=1e-6, use_inner_product=True, lr_rs=0.02, lr_kge=0.01,
+                 optimizer="lazy_adam", **kwargs):
+        super().__init__(**kwargs)
+        if n_entities < n_items:
+            raise ValueError(
+                f"n_entities ({n_entities}) must cover every item (n_items={n_items}): entity i is item i")
+        self.n_users, self.n_items = int(n_users), int(n_items)
+        self.n_entities, self.n_relations = int(n_entities), int(n_relations)
+        self.dim, self.L, self.H = int(dim), int(L), int(H)
+        self.l2_weight = float(l2_weight)
+        self.use_inner_product = bool(use_inner_product)
+        self.lr_rs, self.lr_kge = float(lr_rs), float(lr_kge)
+        self.optimizer_name = optimizer
+
+        def embedding(count, name):
+            # The authors' tf.get_variable default, Glorot-uniform, keeps large tables' rows small.
+            return keras.layers.Embedding(count, self.dim, embeddings_initializer="glorot_uniform",
+                                          name=name)
+
+        self.user_embedding = embedding(self.n_users, "user_embedding")
+        self.item_embedding = embedding(self.n_items, "item_embedding")
+        self.entity_embedding = embedding(self.n_entities, "entity_embedding")
+        self.relation_embedding = embedding(self.n_relations, "relation_embedding")
+
+        self.user_tower = mkr_layers.DenseTower(self.dim, n_layers=self.L, name="user_tower")
+        self.tail_tower = mkr_layers.DenseTower(self.dim, n_layers=self.L, name="tail_tower")
+        self.cross_compress_units = [
+            mkr_layers.CrossCompress(name=f"cross_compress_{i}") for i in range(self.L)]
+        # The authors' RS MLP ends in a ReLU, which pins every logit >= 0; a linear logit fixes that.
+        self.rs_head = (None if self.use_inner_product else mkr_layers.DenseTower(
+            2 * self.dim, n_layers=self.H, final_units=1, final_activation=None, name="rs_head"))
+        # Kept as the authors wrote it: ReLU on the last layer too, then the sigmoid.
+        self.kge_head = mkr_layers.DenseTower(
+            2 * self.dim, n_layers=self.H, final_units=self.dim, name="kge_head")
+
+        self.rs_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_rs)
+        self.kge_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_kge)
+        self._build_all()
+
+    def _build_all(self):
+        ids = tf.zeros([1], tf.int64)
+        self.kge_outputs(ids, ids, ids)
+        self({"user": ids, "item": ids})
+        self.rs_optimizer.build(self.rs_variables)
+        self.kge_optimizer.build(self.kge_variables)
+
+    # --- forward ---------------------------------------------------------------------------------
+
+    def user_vectors(self, users):
+        return self.user_tower(self.user_embedding(users))
+
+    def item_and_head_vectors(self, items):
+        """Item vectors v and their entity vectors h after the L cross&compress units."""
+        v = self.item_embedding(items)
+        e = self.entity_embedding(items)
+        for unit in self.cross_compress_units:
+            v, e = unit((v, e))
+        return v, e
+
+    def tail_vectors(self, tails):
+        return self.tail_tower(self.entity_embedding(tails))
+
+    def rs_logits(self, user_vectors, item_vectors):
+        if self.use_inner_product:
+            return tf.reduce_sum(user_vectors * item_vectors, axis=-1)
+        return tf.squeeze(self.rs_head(tf.concat([user_vectors, item_vectors], axis=-1)), axis=-1)
+
+    def call(self, inputs):
+        """Click probability of each (inputs["user"], inputs["item"]) pair."""
+        users = tf.cast(inputs["user"], tf.int64)
+        items = tf.cast(inputs["item"], tf.int64)
+        item_vectors, _ = self.item_and_head_vectors(items)
+        return tf.sigmoid(self.rs_logits(self.user_vectors(users), item_vectors))
+
+    def kge_outputs(self, heads, relations, tails):
+        """(h, t, t̂) of each triple: head and tail vectors and the predicted tail."""
+        _, head_vectors = self.item_and_head_vectors(heads)
+        relation_vectors = self.relation_embedding(relations)
+        predicted_tails = tf.sigmoid(self.kge_head(tf.concat([head_vectors, relation_vectors], -1)))
+        return head_vectors, self.tail_vectors(tails), predicted_tails
+
+    def kge_score(self, heads, relations, tails):
+        """σ(t · t̂) of each triple."""
+        _, tail_vectors, predicted_tails = self.kge_outputs(heads, relations, tails)
+        return tf.sigmoid(tf.reduce_sum(tail_vectors * predicted_tails, axis=-1))
+
+    # --- task variables --------------------------------------------------------------------------
+
+    @property
+    def _shared_layers(self):
+        return [self.item_embedding, self.entity_embedding, *self.cross_compress_units]
+
+    @property
+    def rs_variables(self):
+        rs_layers = [self.user_embedding, self.user_tower, *self._shared_layers]
+        if self.rs_head is not None:
+            rs_layers.append(self.rs_head)
+        return [v for layer in rs_layers for v in layer.trainable_variables]
+
+    @property
+    def kge_variables(self):
+        kge_layers = [self.relation_embedding, self.tail_tower, self.kge_head, *self._shared_layers]
+        return [v for layer in kge_layers for v in layer.trainable_variables]
+
+    def _cross_compress_kernels(self):
+        return [w for unit in self.cross_compress_units
+                for w in (unit.w_vv, unit.w_ev, unit.w_ve, unit.w_ee)]
+
+    def _rs_penalised_kernels(self):
+        kernels = self.user_tower.kernels + self._cross_compress_kernels()
+        if self.rs_head is not None:
+            kernels += self.rs_head.kernels
+        return kernels
+
+    def _kge_penalised_kernels(self):
+        return self.tail_tower.kernels + self.kge_head.kernels + self._cross_compress_kernels()
+
+    # --- training steps --------------------------------------------------------------------------
+
+    @staticmethod
+    def _apply(optimizer, loss, tape, variables):
+        gradients = tape.gradient(loss, variables)
+        # The last cross&compress unit's other-task half has no gradient; like TF1's minimize,
+        # such variables are left alone rather than fed zeros that would still move Adam.
+        pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+
+    @tf.function
+    def rec_step(self, batch):
+        """One RS update on batch {"user", "item", "label"}; returns its losses."""
+        labels = tf.cast(batch["label"], tf.float32)
+        with tf.GradientTape() as tape:
+            user_vectors = self.user_vectors(batch["user"])
+            item_vectors, _ = self.item_and_head_vectors(batch["item"])
+            logits = self.rs_logits(user_vectors, item_vectors)
+            base_loss = tf.reduce_mean(
+                tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+            l2_loss = _l2(user_vectors) + _l2(item_vectors) + tf.add_n(
+                [_l2(w) for w in self._rs_penalised_kernels()])
+            loss = base_loss + self.l2_weight * l2_loss
+        self._apply(self.rs_optimizer, loss, tape, self.rs_variables)
+        return {"rs_loss": loss, "rs_base_loss": base_loss, "rs_l2_loss": l2_loss}
+
+    @tf.function
+    def kg_step(self, batch):
+        """One KGE update on batch {"head", "relation", "tail"}; returns its loss, score and RMSE."""
+        with tf.GradientTape() as tape:
+            head_vectors, tail_vectors, predicted_tails = self.kge_outputs(
+                batch["head"], batch["relation"], batch["tail"])
+            scores = tf.sigmoid(tf.reduce_sum(tail_vectors * predicted_tails, axis=-1))
+            base_loss = -tf.reduce_mean(scores)
+            l2_loss = _l2(head_vectors) + _l2(tail_vectors) + tf.add_n(
+                [_l2(w) for w in self._kge_penalised_kernels()])
+            loss = base_loss + self.l2_weight * l2_loss
+        self._apply(self.kge_optimizer, loss, tape, self.kge_variables)
+        rmse = tf.reduce_mean(tf.sqrt(
+            tf.reduce_sum(tf.square(tail_vectors - predicted_tails), axis=-1) / self.dim))
+        return {"kge_loss": loss, "kge_score": tf.reduce_mean(scores), "kge_rmse": rmse}
+
+    @tf.function
+    def rec_epoch(self, dataset):
+        """Runs rec_step over `dataset` in graph; returns example-weighted mean losses."""
+        return self._epoch(self.rec_step, dataset, "label", ("rs_loss", "rs_base_loss", "rs_l2_loss"))
+
+    @tf.function
+    def kg_epoch(self, dataset):
+        """Runs kg_step over `dataset` in graph; returns example-weighted mean loss, score, RMSE."""
+        return self._epoch(self.kg_step, dataset, "head", ("kge_loss", "kge_score", "kge_rmse"))
+
+    @staticmethod
+    def _epoch(step_fn, dataset, size_key, output_names):
+        """Means of step_fn's outputs over an epoch, the step count, and the first non-finite step (-1: none)."""
+        totals = {name: tf.constant(0.0) for name in output_names}
+        n_examples = tf.constant(0.0)
+        n_steps = tf.constant(0, tf.int64)
+        first_nonfinite_step = tf.constant(-1, tf.int64)
+        for batch in dataset:
+            outputs = step_fn(batch)
+            batch_size = tf.cast(tf.shape(batch[size_key])[0], tf.float32)
+            totals = {name: totals[name] + outputs[name] * batch_size for name in output_names}
+            n_examples += batch_size
+            first_nonfinite_step = tf.where(
+                tf.logical_and(first_nonfinite_step < 0,
+                               tf.logical_not(tf.math.is_finite(outputs[output_names[0]]))),
+                n_steps, first_nonfinite_step)
+            n_steps += 1
+        means = {name: total / tf.maximum(n_examples, 1.0) for name, total in totals.items()}
+        means["steps"] = n_steps
+        means["first_nonfinite_step"] = first_nonfinite_step
+        return means
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)])
+    def predict_batch(self, users, items):
+        """Click probabilities of (users[i], items[i]); one trace serves every batch size."""
+        return self({"user": users, "item": items})
+
+    def get_config(self):
+        return dict(
+            name=self.name, n_users=self.n_users, n_items=self.n_items, n_entities=self.n_entities,
+            n_relations=self.n_relations, dim=self.dim, L=self.L, H=self.H,
+            l2_weight=self.l2_weight, use_inner_product=self.use_inner_product,
+            lr_rs=self.lr_rs, lr_kge=self.lr_kge, optimizer=self.optimizer_name)

@@ -1,0 +1,54 @@
+"""LazyAdam: Adam whose cost on an embedding table is proportional to the rows a batch touches."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="mkr_tf")
+class LazyAdam(keras.optimizers.Adam):
+    """Adam that updates only the rows present in a sparse (`tf.IndexedSlices`) gradient.
+
+    For the rows i a batch touches, with g_i the summed gradient of row i:
+
+        m_i ← β1 m_i + (1 − β1) g_i
+        v_i ← β2 v_i + (1 − β2) g_i²
+        θ_i ← θ_i − lr · √(1 − β2^t) / (1 − β1^t) · m_i / (√v_i + ε)
+
+    Rows the batch does not touch keep their parameters and moments. Dense gradients
+    get the standard Adam update. Keras 3 removed the LazyAdam that TF Addons had;
+    without it, every step of an embedding model rewrites every row of every table.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        # A batch may look up one row many times; scatter ops on repeated indices keep
+        # an arbitrary one, so the row gradients are summed first.
+        rows, positions = tf.unique(gradient.indices)
+        row_gradients = tf.math.unsorted_segment_sum(
+            tf.cast(gradient.values, dtype), positions, tf.shape(rows)[0])
+
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1 = tf.cast(self.beta_1, dtype)
+        beta_2 = tf.cast(self.beta_2, dtype)
+        alpha = (tf.cast(learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, step))
+                 / (1 - tf.pow(beta_1, step)))
+
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * row_gradients
+        v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(row_gradients)
+        self.assign(m, tf.IndexedSlices(m_rows, rows))
+        self.assign(v, tf.IndexedSlices(v_rows, rows))
+        self.assign_sub(variable, tf.IndexedSlices(
+            alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
+        return None
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """The optimizer `name` ("lazy_adam" or "adam") with TF1 Adam's epsilon, as the paper used."""
+    optimizer_classes = {"lazy_adam": LazyAdam, "adam": keras.optimizers.Adam}
+    if name not in optimizer_classes:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(optimizer_classes)}")
+    return optimizer_classes[name](learning_rate=learning_rate, epsilon=1e-8)

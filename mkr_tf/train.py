@@ -1,0 +1,89 @@
+r"""Trains MKR: `python -m mkr_tf.train --dataset=NAME [flags]`.
+
+Hyper-parameter flags left unset take the paper's settings for movie, book and music, and
+tuned settings for the embedded synthetic data. Examples:
+
+  python -m mkr_tf.train                                   # synthetic data, no download
+  MKR_DATA_DIR=../shared/datasets python -m mkr_tf.train --dataset=book --seed=1
+  python -m mkr_tf.train --dataset=music --n_epochs=20 --lr_rs=5e-4 --use_kge=false
+"""
+
+import datetime
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from mkr_tf import config as mkr_config
+from mkr_tf import data as mkr_data
+from mkr_tf import trainer
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("dataset", "synthetic",
+                    f"One of {', '.join(mkr_data.KNOWN_DATASETS)}, or the name of a folder of "
+                    f"processed files under --data_dir.")
+flags.DEFINE_string("data_dir", None,
+                    "Where datasets live, one folder each. Default: $MKR_DATA_DIR, else ~/.mkr_tf/data.")
+flags.DEFINE_string("cache_dir", None, "Where prepared data is cached. Default: ~/.mkr_tf/cache.")
+flags.DEFINE_string("run_dir", None, "Output folder. Default: runs/<dataset>/<timestamp>.")
+flags.DEFINE_integer("seed", 0, "Seeds the split, the negatives' shuffles and the initialisation.")
+flags.DEFINE_integer("n_epochs", None, "Epochs.")
+flags.DEFINE_integer("dim", None, "Embedding size d.")
+flags.DEFINE_integer("L", None, "Low layers: cross&compress units and tower layers.")
+flags.DEFINE_integer("H", None, "High layers: the KGE head's (and with --use_inner_product=false the RS head's) depth.")
+flags.DEFINE_integer("batch_size", None, "Batch size of both tasks.")
+flags.DEFINE_float("l2_weight", None, "Weight λ of the L2 terms.")
+flags.DEFINE_float("lr_rs", None, "Adam learning rate of the RS task.")
+flags.DEFINE_float("lr_kge", None, "Adam learning rate of the KGE task.")
+flags.DEFINE_integer("kge_interval", None, "Run the KGE pass every this many epochs.")
+flags.DEFINE_boolean("use_kge", True, "Train the KGE task; false trains the RS task alone.")
+flags.DEFINE_boolean("use_inner_product", True, "RS head: inner product (true) or an MLP on [u; v].")
+flags.DEFINE_enum("optimizer", "lazy_adam", list(mkr_config.OPTIMIZERS),
+                  "lazy_adam updates only the embedding rows a batch touches; adam is standard Adam.")
+flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
+
+HYPERPARAMETER_FLAGS = ("n_epochs", "dim", "L", "H", "batch_size", "l2_weight", "lr_rs", "lr_kge",
+                        "kge_interval")
+
+
+def default_data_dir() -> str:
+    return os.environ.get("MKR_DATA_DIR") or os.path.expanduser("~/.mkr_tf/data")
+
+
+def config_from_flags() -> mkr_config.MKRConfig:
+    overrides = {name: FLAGS[name].value for name in HYPERPARAMETER_FLAGS
+                 if FLAGS[name].value is not None}
+    return mkr_config.MKRConfig.for_dataset(
+        FLAGS.dataset, seed=FLAGS.seed, use_kge=FLAGS.use_kge,
+        use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer, **overrides)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        config = config_from_flags()
+        data_dir = FLAGS.data_dir or default_data_dir()
+        cache_dir = FLAGS.cache_dir or os.path.expanduser("~/.mkr_tf/cache")
+        data = mkr_data.load_dataset(FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=print)
+        print("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
+        run_dir = FLAGS.run_dir or os.path.join(
+            "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+        trainer.train(config, data, run_dir, FLAGS.dataset, log=print,
+                      extra_results={"data_dir": os.path.abspath(data_dir)})
+    except (ValueError, OSError, RuntimeError) as error:
+        if FLAGS.verbose:
+            raise
+        print(f"mkr_tf.train: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run():
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

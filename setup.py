@@ -1,0 +1,39 @@
+"""mkr-tf: MKR knowledge-graph-enhanced recommendation on TensorFlow 2 / Keras 3."""
+
+import pathlib
+import re
+
+import setuptools
+
+_VERSION = re.search(r'__version__ = "([^"]+)"',
+                     (pathlib.Path(__file__).parent / "mkr_tf" / "__init__.py").read_text()).group(1)
+
+setuptools.setup(
+    name="mkr-tf",
+    version=_VERSION,
+    description="MKR (Multi-Task Feature Learning for Knowledge Graph Enhanced Recommendation) "
+                "on TensorFlow 2 / Keras 3, with TF Serving export",
+    long_description=(pathlib.Path(__file__).parent / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["mkr_tf", "mkr_tf.*", "data_prep", "data_prep.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3.0",
+        "numpy>=1.23",
+        "pandas>=1.5",
+        "tensorboard>=2.16",
+        "absl-py>=1.0",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        "plot": ["matplotlib>=3.5"],
+    },
+    entry_points={
+        "console_scripts": [
+            "mkr-train=mkr_tf.train:run",
+            "mkr-prep=data_prep.__main__:run",
+        ],
+    },
+    license="Apache-2.0",
+)

@@ -1,0 +1,107 @@
+"""Tests of the MKR model: outputs, task-variable isolation, configuration."""
+
+import numpy as np
+import tensorflow as tf
+
+from mkr_tf.model import MKR
+
+
+def _model(**kwargs):
+    tf.keras.utils.set_random_seed(0)
+    settings = dict(n_users=7, n_items=5, n_entities=9, n_relations=3, dim=4, L=2, H=2)
+    settings.update(kwargs)
+    return MKR(**settings)
+
+
+RS_BATCH = {"user": tf.constant([0, 3, 6], tf.int64), "item": tf.constant([1, 4, 1], tf.int64),
+            "label": tf.constant([1, 0, 1], tf.int64)}
+KG_BATCH = {"head": tf.constant([0, 2, 4], tf.int64), "relation": tf.constant([0, 2, 1], tf.int64),
+            "tail": tf.constant([5, 8, 1], tf.int64)}
+
+
+def _snapshot(variables):
+    return {v.path: v.numpy().copy() for v in variables}
+
+
+class MKRTest(tf.test.TestCase):
+
+    def test_call_returns_probabilities(self):
+        model = _model()
+        probabilities = model({"user": RS_BATCH["user"], "item": RS_BATCH["item"]})
+        self.assertEqual(probabilities.shape, (3,))
+        self.assertAllInRange(probabilities, 0.0, 1.0)
+
+    def test_rec_step_leaves_kge_only_variables_alone(self):
+        for use_inner_product in (True, False):
+            model = _model(use_inner_product=use_inner_product)
+            kge_only = [model.relation_embedding, model.tail_tower, model.kge_head]
+            frozen = _snapshot(v for layer in kge_only for v in layer.trainable_variables)
+            moving = _snapshot(model.user_embedding.trainable_variables
+                               + model.item_embedding.trainable_variables)
+            model.rec_step(RS_BATCH)
+            for path, value in frozen.items():
+                self.assertAllEqual(value, _value(model, path), msg=path)
+            self.assertTrue(any(not np.array_equal(value, _value(model, path))
+                                for path, value in moving.items()))
+
+    def test_kg_step_leaves_user_side_alone(self):
+        model = _model(use_inner_product=False)
+        rs_only = [model.user_embedding, model.user_tower, model.rs_head]
+        frozen = _snapshot(v for layer in rs_only for v in layer.trainable_variables)
+        relations_before = model.relation_embedding.embeddings.numpy().copy()
+        model.kg_step(KG_BATCH)
+        for path, value in frozen.items():
+            self.assertAllEqual(value, _value(model, path), msg=path)
+        self.assertNotAllEqual(relations_before, model.relation_embedding.embeddings.numpy())
+
+    def test_task_variables_partition_the_model(self):
+        model = _model(use_inner_product=False)
+        rs = {v.path for v in model.rs_variables}
+        kge = {v.path for v in model.kge_variables}
+        shared = {v.path for layer in model._shared_layers for v in layer.trainable_variables}
+        self.assertEqual(rs & kge, shared)
+        self.assertEqual(rs | kge, {v.path for v in model.trainable_variables})
+
+    def test_steps_return_finite_losses_and_reduce_them(self):
+        model = _model(lr_rs=0.05, lr_kge=0.05)
+        first_rs = model.rec_step(RS_BATCH)["rs_loss"]
+        first_kge = model.kg_step(KG_BATCH)["kge_loss"]
+        for _ in range(30):
+            last_rs = model.rec_step(RS_BATCH)["rs_loss"]
+            last_kge = model.kg_step(KG_BATCH)["kge_loss"]
+        self.assertLess(float(last_rs), float(first_rs))
+        self.assertLess(float(last_kge), float(first_kge))
+
+    def test_epoch_functions_run_a_whole_dataset_in_graph(self):
+        model = _model()
+        dataset = tf.data.Dataset.from_tensor_slices(RS_BATCH).batch(2)
+        losses = model.rec_epoch(dataset)
+        self.assertEqual(int(losses["steps"]), 2)
+        self.assertEqual(int(losses["first_nonfinite_step"]), -1)
+        kg_losses = model.kg_epoch(tf.data.Dataset.from_tensor_slices(KG_BATCH).batch(2))
+        self.assertAllInRange(kg_losses["kge_score"], 0.0, 1.0)
+
+    def test_nonfinite_step_is_reported(self):
+        model = _model(lr_rs=1e30)
+        losses = model.rec_epoch(tf.data.Dataset.from_tensor_slices(RS_BATCH).repeat(20).batch(3))
+        self.assertGreaterEqual(int(losses["first_nonfinite_step"]), 1)
+
+    def test_config_round_trip(self):
+        model = _model(use_inner_product=False, l2_weight=1e-3, optimizer="adam")
+        restored = MKR.from_config(model.get_config())
+        self.assertEqual(restored.get_config(), model.get_config())
+        restored.set_weights(model.get_weights())
+        inputs = {"user": RS_BATCH["user"], "item": RS_BATCH["item"]}
+        self.assertAllClose(restored(inputs), model(inputs))
+
+    def test_rejects_entity_table_smaller_than_items(self):
+        with self.assertRaisesRegex(ValueError, "n_entities"):
+            _model(n_items=10, n_entities=5)
+
+
+def _value(model, path):
+    return next(v for v in model.trainable_variables if v.path == path).numpy()
+
+
+if __name__ == "__main__":
+    tf.test.main()

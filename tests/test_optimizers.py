@@ -1,0 +1,56 @@
+"""Tests of LazyAdam."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mkr_tf import optimizers
+
+
+class LazyAdamTest(tf.test.TestCase):
+
+    def test_sparse_update_touches_only_looked_up_rows(self):
+        table = keras.Variable(np.ones((6, 3), np.float32))
+        optimizer = optimizers.LazyAdam(learning_rate=0.1)
+        optimizer.build([table])
+        for _ in range(3):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.gather(table, [1, 4, 1]) ** 2)
+            gradient = tape.gradient(loss, table)
+            self.assertIsInstance(gradient, tf.IndexedSlices)
+            optimizer.apply([gradient], [table])
+        values = table.numpy()
+        self.assertAllEqual(values[[0, 2, 3, 5]], np.ones((4, 3)))
+        self.assertAllLess(values[[1, 4]], 1.0)
+
+    def test_matches_dense_adam_on_every_touched_step(self):
+        # When every row is touched every step, lazy and dense Adam are the same algorithm;
+        # repeated indices must be summed, as the dense gradient does.
+        initial = np.random.default_rng(0).normal(size=(4, 2)).astype(np.float32)
+        lazy_table, dense_table = keras.Variable(initial), keras.Variable(initial)
+        lazy = optimizers.LazyAdam(learning_rate=0.05, epsilon=1e-8)
+        dense = keras.optimizers.Adam(learning_rate=0.05, epsilon=1e-8)
+        indices = tf.constant([0, 1, 2, 3, 2, 0])
+        for _ in range(5):
+            for table, optimizer in ((lazy_table, lazy), (dense_table, dense)):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(tf.sin(tf.gather(table, indices)))
+                gradient = tape.gradient(loss, table)
+                if optimizer is dense:
+                    gradient = tf.convert_to_tensor(gradient)
+                optimizer.apply([gradient], [table])
+        self.assertAllClose(lazy_table.numpy(), dense_table.numpy(), rtol=1e-5, atol=1e-6)
+
+    def test_make_optimizer_rejects_unknown_name(self):
+        with self.assertRaisesRegex(ValueError, "unknown optimizer"):
+            optimizers.make_optimizer("sgd", 0.1)
+
+    def test_config_round_trip(self):
+        optimizer = optimizers.make_optimizer("lazy_adam", 0.003)
+        restored = optimizers.LazyAdam.from_config(optimizer.get_config())
+        self.assertAlmostEqual(float(restored.learning_rate), 0.003, places=7)
+        self.assertEqual(restored.epsilon, 1e-8)
+
+
+if __name__ == "__main__":
+    tf.test.main()
