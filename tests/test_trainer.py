@@ -1,0 +1,81 @@
+"""Tests of the training loop on small data made here."""
+
+import json
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from mkr_tf import data
+from mkr_tf import trainer
+from mkr_tf.config import MKRConfig
+
+
+def two_taste_dataset(seed=0, n_users=300, n_items=100, n_ratings_per_user=20):
+    """Users and items fall in two groups; users rate items of their own group positive and
+    of the other group negative. The KG says which group each item is in."""
+    rng = np.random.default_rng(seed)
+    user_group = rng.integers(2, size=n_users)
+    item_group = np.arange(n_items) % 2
+    users = np.repeat(np.arange(n_users), n_ratings_per_user)
+    items = rng.integers(n_items, size=users.size)
+    labels = (item_group[items] == user_group[users]).astype(int)
+    kg = np.stack([np.arange(n_items), np.zeros(n_items, int), n_items + item_group], axis=1)
+    return np.stack([users, items, labels], axis=1), kg
+
+
+class TrainTest(tf.test.TestCase):
+
+    def test_loss_falls_and_test_auc_beats_point_seven(self):
+        ratings, kg = two_taste_dataset()
+        dataset = data.build_dataset(ratings, kg, seed=1)
+        config = MKRConfig(n_epochs=8, dim=8, batch_size=64, lr_rs=0.01, lr_kge=0.01,
+                           kge_interval=1, seed=1)
+        run_dir = pathlib.Path(self.create_tempdir().full_path)
+        logged = []
+        results = trainer.train(config, dataset, run_dir, "two_taste", log=logged.append)
+        losses = [epoch["rs_loss"] for epoch in results["history"]]
+        self.assertLess(losses[-1], losses[0])
+        self.assertGreater(results["test_auc"], 0.7)
+        self.assertLen(logged, 9)  # one line per epoch and a summary
+        on_disk = json.loads((run_dir / trainer.RESULTS_FILE).read_text())
+        for key in ("dataset", "seed", "best_epoch", "test_auc", "test_acc", "last_test_auc",
+                    "last_test_acc", "train_seconds", "config"):
+            self.assertIn(key, on_disk)
+        self.assertEqual(on_disk["config"]["batch_size"], 64)
+        best = results["history"][results["best_epoch"] - 1]
+        self.assertEqual(best["eval_auc"], max(e["eval_auc"] for e in results["history"]))
+        self.assertEqual(results["test_auc"], best["test_auc"])
+        self.assertTrue((run_dir / trainer.BEST_WEIGHTS_FILE).is_file())
+        self.assertGreater(results["train_seconds"], 0)
+
+    def test_kge_pass_follows_kge_interval_and_use_kge(self):
+        ratings, kg = two_taste_dataset(n_users=40)
+        dataset = data.build_dataset(ratings, kg, seed=0)
+        run_dir = self.create_tempdir().full_path
+        config = MKRConfig(n_epochs=5, batch_size=64, kge_interval=2)
+        history = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)["history"]
+        self.assertEqual(["kge_loss" in epoch for epoch in history], [True, False, True, False, True])
+        config = MKRConfig(n_epochs=2, batch_size=64, use_kge=False)
+        history = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)["history"]
+        self.assertFalse(any("kge_loss" in epoch for epoch in history))
+
+    def test_nan_loss_names_epoch_step_and_task(self):
+        ratings, kg = two_taste_dataset(n_users=40)
+        dataset = data.build_dataset(ratings, kg, seed=0)
+        config = MKRConfig(n_epochs=3, batch_size=16, lr_rs=1e30)
+        with self.assertRaisesRegex(trainer.TrainingError, r"RS loss became NaN or Inf at epoch \d+, step \d+"):
+            trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
+
+    def test_same_seed_same_results(self):
+        ratings, kg = two_taste_dataset(n_users=60)
+        dataset = data.build_dataset(ratings, kg, seed=0)
+        config = MKRConfig(n_epochs=2, batch_size=32, seed=5)
+        first = trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
+        second = trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
+        self.assertEqual([e["test_auc"] for e in first["history"]],
+                         [e["test_auc"] for e in second["history"]])
+
+
+if __name__ == "__main__":
+    tf.test.main()
