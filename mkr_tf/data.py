@@ -1,4 +1,4 @@
-"""MKR's processed data format: loading, validation, the 6:2:2 split and tf.data pipelines.
+"""MKR's processed data format: loading, validation, the 6:2:2 split and shuffling.
 
 A processed dataset directory holds
     ratings_final.txt   user item label        (whitespace-separated integers, label 0 or 1)
@@ -13,18 +13,15 @@ import pathlib
 
 import numpy as np
 import pandas as pd
-import tensorflow as tf
+
+import data_prep
+from data_prep import DataError
 
 RATINGS_FILE = "ratings_final.txt"
 KG_FILE = "kg_final.txt"
-RAW_DATASETS = ("movie", "book", "music")
-KNOWN_DATASETS = ("synthetic", *RAW_DATASETS, "recbole")
+KNOWN_DATASETS = ("synthetic", "movie", "book", "music", "recbole")
 EVAL_RATIO = 0.2
 TEST_RATIO = 0.2
-
-
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file, line or value."""
 
 
 def read_int_table(path: os.PathLike, column_names: tuple[str, ...]) -> np.ndarray:
@@ -152,27 +149,13 @@ def write_processed(directory: os.PathLike, ratings: np.ndarray, kg: np.ndarray)
         os.replace(temporary, directory / name)
 
 
-def rating_dataset(ratings: np.ndarray, batch_size: int, shuffle_seed=None
-                   ) -> tf.data.Dataset:
-    """Batches of {"user", "item", "label"}; shuffled once by `shuffle_seed` when given.
+def shuffled(rows: np.ndarray, seed) -> np.ndarray:
+    """`rows` in a random order that is a pure function of `seed`.
 
-    A fresh seed per epoch (rather than reshuffle_each_iteration) makes the order a pure
-    function of (seed, epoch), so a resumed run sees the batches an uninterrupted one would.
+    Seeding each epoch's shuffle with (run seed, epoch, task), rather than drawing from one
+    running generator, lets a resumed run see exactly the batches an uninterrupted one would.
     """
-    if shuffle_seed is not None:
-        ratings = ratings[np.random.default_rng(shuffle_seed).permutation(len(ratings))]
-    return tf.data.Dataset.from_tensor_slices(
-        {"user": ratings[:, 0], "item": ratings[:, 1], "label": ratings[:, 2]}
-    ).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def kg_dataset(kg: np.ndarray, batch_size: int, shuffle_seed=None) -> tf.data.Dataset:
-    """Batches of {"head", "relation", "tail"}; shuffled once by `shuffle_seed` when given."""
-    if shuffle_seed is not None:
-        kg = kg[np.random.default_rng(shuffle_seed).permutation(len(kg))]
-    return tf.data.Dataset.from_tensor_slices(
-        {"head": kg[:, 0], "relation": kg[:, 1], "tail": kg[:, 2]}
-    ).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return rows[np.random.default_rng(seed).permutation(len(rows))]
 
 
 def load_dataset(name: str, data_dir: os.PathLike, cache_dir: os.PathLike, seed: int,
@@ -194,9 +177,5 @@ def load_dataset(name: str, data_dir: os.PathLike, cache_dir: os.PathLike, seed:
         raise DataError(
             f"unknown dataset {name!r}: choose one of {', '.join(KNOWN_DATASETS)}, or put "
             f"{RATINGS_FILE} and {KG_FILE} in {folder}/")
-    import data_prep  # pylint: disable=import-outside-toplevel
-    try:
-        prepared = data_prep.prepare(name, data_dir, cache_dir, seed=seed, log=log, **prepare_options)
-    except data_prep.DataError as error:
-        raise DataError(str(error)) from None
+    prepared = data_prep.prepare(name, data_dir, cache_dir, seed=seed, log=log, **prepare_options)
     return load_processed(prepared, seed, log=log)

@@ -191,34 +191,43 @@ class MKR(keras.Model):
             tf.reduce_sum(tf.square(tail_vectors - predicted_tails), axis=-1) / self.dim))
         return {"kge_loss": loss, "kge_score": tf.reduce_mean(scores), "kge_rmse": rmse}
 
-    @tf.function
-    def rec_epoch(self, dataset):
-        """Runs rec_step over `dataset` in graph; returns example-weighted mean losses."""
-        return self._epoch(self.rec_step, dataset, "label", ("rs_loss", "rs_base_loss", "rs_l2_loss"))
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.int64), tf.TensorSpec([], tf.int64)])
+    def rec_epoch(self, ratings, batch_size):
+        """rec_step over consecutive batches of `ratings` rows (user, item, label), all in graph.
 
-    @tf.function
-    def kg_epoch(self, dataset):
-        """Runs kg_step over `dataset` in graph; returns example-weighted mean loss, score, RMSE."""
-        return self._epoch(self.kg_step, dataset, "head", ("kge_loss", "kge_score", "kge_rmse"))
+        Returns example-weighted mean losses, the step count and the first non-finite step (-1: none).
+        """
+        def step(rows):
+            return self.rec_step({"user": rows[:, 0], "item": rows[:, 1], "label": rows[:, 2]})
+        return self._epoch(step, ratings, batch_size, ("rs_loss", "rs_base_loss", "rs_l2_loss"))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.int64), tf.TensorSpec([], tf.int64)])
+    def kg_epoch(self, triples, batch_size):
+        """kg_step over consecutive batches of `triples` rows (head, relation, tail), all in graph."""
+        def step(rows):
+            return self.kg_step({"head": rows[:, 0], "relation": rows[:, 1], "tail": rows[:, 2]})
+        return self._epoch(step, triples, batch_size, ("kge_loss", "kge_score", "kge_rmse"))
 
     @staticmethod
-    def _epoch(step_fn, dataset, size_key, output_names):
-        """Means of step_fn's outputs over an epoch, the step count, and the first non-finite step (-1: none)."""
+    def _epoch(step_fn, rows, batch_size, output_names):
+        # Slicing one in-memory tensor inside a graph loop measured 2-5x faster than iterating a
+        # tf.data pipeline of the same batches on CPU, where MKR's steps are only microseconds long.
         totals = {name: tf.constant(0.0) for name in output_names}
-        n_examples = tf.constant(0.0)
         n_steps = tf.constant(0, tf.int64)
         first_nonfinite_step = tf.constant(-1, tf.int64)
-        for batch in dataset:
+        n_rows = tf.shape(rows, out_type=tf.int64)[0]
+        for start in tf.range(0, n_rows, batch_size):
+            batch = rows[start:start + batch_size]
             outputs = step_fn(batch)
-            batch_size = tf.cast(tf.shape(batch[size_key])[0], tf.float32)
-            totals = {name: totals[name] + outputs[name] * batch_size for name in output_names}
-            n_examples += batch_size
+            weight = tf.cast(tf.shape(batch)[0], tf.float32)
+            totals = {name: totals[name] + outputs[name] * weight for name in output_names}
             first_nonfinite_step = tf.where(
                 tf.logical_and(first_nonfinite_step < 0,
                                tf.logical_not(tf.math.is_finite(outputs[output_names[0]]))),
                 n_steps, first_nonfinite_step)
             n_steps += 1
-        means = {name: total / tf.maximum(n_examples, 1.0) for name, total in totals.items()}
+        means = {name: total / tf.maximum(tf.cast(n_rows, tf.float32), 1.0)
+                 for name, total in totals.items()}
         means["steps"] = n_steps
         means["first_nonfinite_step"] = first_nonfinite_step
         return means

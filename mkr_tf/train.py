@@ -27,6 +27,12 @@ flags.DEFINE_string("dataset", "synthetic",
 flags.DEFINE_string("data_dir", None,
                     "Where datasets live, one folder each. Default: $MKR_DATA_DIR, else ~/.mkr_tf/data.")
 flags.DEFINE_string("cache_dir", None, "Where prepared data is cached. Default: ~/.mkr_tf/cache.")
+flags.DEFINE_string("recbole_path", None,
+                    "With --dataset=recbole: DIR/NAME of RecBole atomic files NAME.inter, NAME.kg, NAME.link.")
+flags.DEFINE_float("rating_threshold", None,
+                   "Ratings at or above it are positives when preparing raw data. Default: 4 for movie, "
+                   "every rating for book, music and RecBole.")
+flags.DEFINE_boolean("download", True, "Download missing raw files of movie, book and music.")
 flags.DEFINE_string("run_dir", None, "Output folder. Default: runs/<dataset>/<timestamp>.")
 flags.DEFINE_integer("seed", 0, "Seeds the split, the negatives' shuffles and the initialisation.")
 flags.DEFINE_integer("n_epochs", None, "Epochs.")
@@ -67,7 +73,10 @@ def main(argv):
         config = config_from_flags()
         data_dir = FLAGS.data_dir or default_data_dir()
         cache_dir = FLAGS.cache_dir or os.path.expanduser("~/.mkr_tf/cache")
-        data = mkr_data.load_dataset(FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=print)
+        data = mkr_data.load_dataset(
+            FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=print,
+            recbole_path=FLAGS.recbole_path, rating_threshold=FLAGS.rating_threshold,
+            download=FLAGS.download)
         print("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
         run_dir = FLAGS.run_dir or os.path.join(
             "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))

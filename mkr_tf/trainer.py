@@ -84,24 +84,23 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     train_seconds = 0.0
+    batch_size = tf.constant(config.batch_size, tf.int64)
 
     for epoch in range(1, config.n_epochs + 1):
         epoch_start = time.perf_counter()
         record: dict[str, Any] = {"epoch": epoch}
-        rating_batches = mkr_data.rating_dataset(
-            data.train, config.batch_size, (config.seed, epoch, 0))
+        ratings = tf.constant(mkr_data.shuffled(data.train, (config.seed, epoch, 0)))
         step_start = time.perf_counter()
-        rs_losses = model.rec_epoch(rating_batches)
+        rs_losses = model.rec_epoch(ratings, batch_size)
         train_seconds += time.perf_counter() - step_start
         _check_finite(rs_losses, "RS", epoch)
         record.update({k: float(v) for k, v in rs_losses.items() if k.startswith("rs_")})
 
         # The authors run the KGE pass on epochs 1, 1 + kge_interval, 1 + 2·kge_interval, …
         if config.use_kge and (epoch - 1) % config.kge_interval == 0:
-            triple_batches = mkr_data.kg_dataset(
-                data.kg, config.batch_size, (config.seed, epoch, 1))
+            triples = tf.constant(mkr_data.shuffled(data.kg, (config.seed, epoch, 1)))
             step_start = time.perf_counter()
-            kge_losses = model.kg_epoch(triple_batches)
+            kge_losses = model.kg_epoch(triples, batch_size)
             train_seconds += time.perf_counter() - step_start
             _check_finite(kge_losses, "KGE", epoch)
             record.update({k: float(v) for k, v in kge_losses.items() if k.startswith("kge_")})

@@ -106,25 +106,15 @@ class LoadDatasetTest(tf.test.TestCase):
             data.load_dataset("nope", root, root, seed=0)
 
 
-class PipelineTest(tf.test.TestCase):
+class ShuffleTest(tf.test.TestCase):
 
-    def test_batches_cover_the_split_and_shuffle_by_seed(self):
-        ratings = np.stack([np.arange(10), np.arange(10) + 100, np.arange(10) % 2], axis=1)
-        batches = list(data.rating_dataset(ratings, 4, shuffle_seed=(0, 1, 0)))
-        self.assertEqual([len(b["user"]) for b in batches], [4, 4, 2])
-        users = np.concatenate([b["user"].numpy() for b in batches])
-        self.assertAllEqual(np.sort(users), np.arange(10))
-        items = np.concatenate([b["item"].numpy() for b in batches])
-        self.assertAllEqual(items, users + 100)
-        again = np.concatenate([b["user"].numpy() for b in data.rating_dataset(ratings, 4, (0, 1, 0))])
-        self.assertAllEqual(again, users)
-        other = np.concatenate([b["user"].numpy() for b in data.rating_dataset(ratings, 4, (0, 2, 0))])
-        self.assertNotAllEqual(other, users)
-
-    def test_kg_batches(self):
-        kg = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
-        (batch,) = list(data.kg_dataset(kg, 8))
-        self.assertAllEqual(batch["relation"], [1, 4, 7])
+    def test_order_is_a_function_of_the_seed(self):
+        rows = np.stack([np.arange(10), np.arange(10) + 100, np.arange(10) % 2], axis=1)
+        order = data.shuffled(rows, (0, 1, 0))
+        self.assertAllEqual(np.sort(order[:, 0]), np.arange(10))
+        self.assertAllEqual(order[:, 1], order[:, 0] + 100)  # rows stay whole
+        self.assertAllEqual(data.shuffled(rows, (0, 1, 0)), order)
+        self.assertNotAllEqual(data.shuffled(rows, (0, 2, 0)), order)
 
 
 if __name__ == "__main__":

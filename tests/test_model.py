@@ -72,18 +72,30 @@ class MKRTest(tf.test.TestCase):
         self.assertLess(float(last_rs), float(first_rs))
         self.assertLess(float(last_kge), float(first_kge))
 
-    def test_epoch_functions_run_a_whole_dataset_in_graph(self):
+    def test_epoch_functions_run_every_batch_in_graph(self):
         model = _model()
-        dataset = tf.data.Dataset.from_tensor_slices(RS_BATCH).batch(2)
-        losses = model.rec_epoch(dataset)
+        ratings = tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]], axis=1)
+        losses = model.rec_epoch(ratings, tf.constant(2, tf.int64))
         self.assertEqual(int(losses["steps"]), 2)
         self.assertEqual(int(losses["first_nonfinite_step"]), -1)
-        kg_losses = model.kg_epoch(tf.data.Dataset.from_tensor_slices(KG_BATCH).batch(2))
+        triples = tf.stack([KG_BATCH["head"], KG_BATCH["relation"], KG_BATCH["tail"]], axis=1)
+        kg_losses = model.kg_epoch(triples, tf.constant(2, tf.int64))
+        self.assertEqual(int(kg_losses["steps"]), 2)
         self.assertAllInRange(kg_losses["kge_score"], 0.0, 1.0)
+
+    def test_epoch_means_weight_steps_by_batch_size(self):
+        model = _model(lr_rs=1e-12)  # the loss stays put, so the mean is checkable
+        ratings = tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]], axis=1)
+        per_example = [float(model.rec_step({k: v[i:i + 1] for k, v in RS_BATCH.items()})["rs_base_loss"])
+                       for i in range(3)]
+        losses = model.rec_epoch(ratings, tf.constant(2, tf.int64))
+        self.assertAllClose(losses["rs_base_loss"], np.mean(per_example), rtol=1e-4)
 
     def test_nonfinite_step_is_reported(self):
         model = _model(lr_rs=1e30)
-        losses = model.rec_epoch(tf.data.Dataset.from_tensor_slices(RS_BATCH).repeat(20).batch(3))
+        ratings = tf.tile(tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]], axis=1),
+                          [20, 1])
+        losses = model.rec_epoch(ratings, tf.constant(3, tf.int64))
         self.assertGreaterEqual(int(losses["first_nonfinite_step"]), 1)
 
     def test_config_round_trip(self):

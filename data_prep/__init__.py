@@ -1,0 +1,26 @@
+"""Turns raw recommendation datasets into MKR's processed format.
+
+The processed format is what the trainer reads: a directory holding
+    ratings_final.txt   user<TAB>item<TAB>label     (label 1 = positive, 0 = sampled negative)
+    kg_final.txt        head<TAB>relation<TAB>tail
+    meta.json           counts, seed, input checksums and warning counts
+where entity i is item i for every item i.
+
+Sources: the MKR paper's three datasets (MovieLens-1M, Book-Crossing, Last.FM, each with the
+authors' knowledge graph) and RecBole atomic files. Entry point: `prepare`; command line:
+`python -m data_prep --dataset=...`.
+"""
+
+
+class DataError(ValueError):
+    """Bad or missing input data.
+
+    The message is one line naming the file, line and value at fault, or listing which files
+    to place where when they are missing and cannot be downloaded.
+    """
+
+
+# The submodules import DataError from here, so they are imported after it is defined.
+from data_prep.pipeline import RAW_DATASETS, format_statistics, prepare, read_meta  # noqa: E402
+
+__all__ = ["DataError", "RAW_DATASETS", "format_statistics", "prepare", "read_meta"]
