@@ -73,15 +73,17 @@ def main(argv):
         config = config_from_flags()
         data_dir = FLAGS.data_dir or default_data_dir()
         cache_dir = FLAGS.cache_dir or os.path.expanduser("~/.mkr_tf/cache")
-        data = mkr_data.load_dataset(
-            FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=print,
-            recbole_path=FLAGS.recbole_path, rating_threshold=FLAGS.rating_threshold,
-            download=FLAGS.download)
+        prepare_options = dict(recbole_path=FLAGS.recbole_path,
+                               rating_threshold=FLAGS.rating_threshold, download=FLAGS.download)
+        data = mkr_data.load_dataset(FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=print,
+                                     **prepare_options)
         print("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
         run_dir = FLAGS.run_dir or os.path.join(
             "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
         trainer.train(config, data, run_dir, FLAGS.dataset, log=print,
-                      extra_results={"data_dir": os.path.abspath(data_dir)})
+                      data_source={"data_dir": os.path.abspath(data_dir),
+                                   "cache_dir": os.path.abspath(cache_dir),
+                                   "prepare_options": prepare_options})
     except (ValueError, OSError, RuntimeError) as error:
         if FLAGS.verbose:
             raise

@@ -4,7 +4,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -23,6 +23,24 @@ RESULTS_FILE = "results.json"
 
 class TrainingError(RuntimeError):
     """Training cannot go on, e.g. a loss became NaN or Inf."""
+
+
+class TrainingCallback:
+    """Hooks into `train`; subclasses override what they need.
+
+    `record` is the epoch's dict of figures (losses, `<split>_auc`, `<split>_acc`, `seconds`);
+    a callback may add keys to it, and they are logged to results.json's history.
+    """
+
+    def on_train_begin(self, model: MKR, config: MKRConfig, data: mkr_data.MKRData,
+                       run_dir: pathlib.Path) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, record: dict[str, Any], model: MKR) -> None:
+        pass
+
+    def on_train_end(self, results: dict[str, Any], model: MKR) -> None:
+        pass
 
 
 def build_model(config: MKRConfig, data: mkr_data.MKRData) -> MKR:
@@ -71,12 +89,14 @@ def _format_epoch(epoch: int, n_epochs: int, record: dict[str, Any]) -> str:
 
 
 def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, dataset_name: str,
-          log: Callable[[str], None] = print, extra_results: dict[str, Any] | None = None
-          ) -> dict[str, Any]:
+          log: Callable[[str], None] = print, data_source: dict[str, Any] | None = None,
+          callbacks: Sequence[TrainingCallback] = ()) -> dict[str, Any]:
     """Trains MKR on `data` as `config` says and writes best weights and results.json to `run_dir`.
 
     Returns the results: the test figures at the epoch with the best eval AUC, the last epoch's,
     the per-epoch history and `train_seconds`, the time spent in training steps only.
+    `data_source` (data_dir, cache_dir, prepare_options) is recorded so that `runs.load_run`
+    can rebuild the same split later.
     """
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +105,8 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     best: dict[str, Any] | None = None
     train_seconds = 0.0
     batch_size = tf.constant(config.batch_size, tf.int64)
+    for callback in callbacks:
+        callback.on_train_begin(model, config, data, run_dir)
 
     for epoch in range(1, config.n_epochs + 1):
         epoch_start = time.perf_counter()
@@ -109,6 +131,8 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
             for name, value in evaluate_ctr(model, getattr(data, split)).items():
                 record[f"{split}_{name}"] = value
         record["seconds"] = time.perf_counter() - epoch_start
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, record, model)
         history.append(record)
         log(_format_epoch(epoch, config.n_epochs, record))
 
@@ -131,8 +155,10 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
         "config": config.to_dict(),
         "statistics": data.statistics(),
         "history": history,
-        **(extra_results or {}),
+        "data_source": data_source or {},
     }
+    for callback in callbacks:
+        callback.on_train_end(results, model)
     _write_json_atomically(run_dir / RESULTS_FILE, results)
     log(f"best eval AUC {best['eval_auc']:.4f} at epoch {best['epoch']}: "
         f"test AUC {best['test_auc']:.4f} ACC {best['test_acc']:.4f} | "
