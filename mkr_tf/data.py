@@ -20,6 +20,9 @@ from data_prep import DataError
 RATINGS_FILE = "ratings_final.txt"
 KG_FILE = "kg_final.txt"
 KNOWN_DATASETS = ("synthetic", "movie", "book", "music", "recbole")
+# Tables are sized max id + 1; an id beyond this is a corrupt file, not a catalogue, and would
+# otherwise surface as an out-of-memory crash deep inside TensorFlow.
+MAX_TABLE_ROWS = 2**27
 EVAL_RATIO = 0.2
 TEST_RATIO = 0.2
 
@@ -29,6 +32,8 @@ def read_int_table(path: os.PathLike, column_names: tuple[str, ...]) -> np.ndarr
     path = pathlib.Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"{path}: file is not readable (permission denied)")
     try:
         frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, engine="c",
                             on_bad_lines="error", skip_blank_lines=True)
@@ -111,6 +116,11 @@ def build_dataset(ratings: np.ndarray, kg: np.ndarray, seed: int, source: str = 
     if bad_labels.any():
         row = int(np.flatnonzero(bad_labels)[0])
         raise DataError(f"{source}: rating row {row + 1}: label {ratings[row, 2]} is not 0 or 1")
+    _check_table_size(ratings, 0, "user", source)
+    _check_table_size(ratings, 1, "item", source)
+    _check_table_size(kg, 0, "head", source)
+    _check_table_size(kg, 1, "relation", source)
+    _check_table_size(kg, 2, "tail", source)
     n_users = int(ratings[:, 0].max()) + 1
     n_items = int(ratings[:, 1].max()) + 1
     head_is_item = kg[:, 0] < n_items
@@ -129,6 +139,16 @@ def build_dataset(ratings: np.ndarray, kg: np.ndarray, seed: int, source: str = 
             raise DataError(f"{source}: the {name} split is empty ({len(ratings)} ratings are too few "
                             f"for a 6:2:2 split)")
     return MKRData(train, eval_split, test, kg, n_users, n_items, n_entities, n_relations)
+
+
+def _check_table_size(table: np.ndarray, column: int, name: str, source: str) -> None:
+    if len(table) == 0:
+        return
+    row = int(np.argmax(table[:, column]))
+    if table[row, column] >= MAX_TABLE_ROWS:
+        raise DataError(
+            f"{source}: {name} id {table[row, column]} (row {row + 1}) would need a table of that "
+            f"many rows; ids must be below {MAX_TABLE_ROWS:,} (renumber them densely)")
 
 
 def load_processed(directory: os.PathLike, seed: int, log=logging.info) -> MKRData:

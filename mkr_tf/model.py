@@ -7,6 +7,17 @@ from mkr_tf import layers as mkr_layers
 from mkr_tf import optimizers as mkr_optimizers
 
 
+def check_ids(ids, table_size, name):
+    """`ids` as int64, or an InvalidArgumentError naming the first id outside [0, table_size)."""
+    ids = tf.cast(ids, tf.int64)
+    out_of_range = tf.logical_or(ids < 0, ids >= table_size)
+    tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(out_of_range)),
+        [f"{name} id out of range, valid ids are 0..{table_size - 1}; got",
+         tf.boolean_mask(ids, out_of_range)[:1]], summarize=1)
+    return ids
+
+
 def _l2(tensor):
     """tf.nn.l2_loss, the authors' regulariser: sum(x²) / 2."""
     return tf.nn.l2_loss(tensor)
@@ -101,8 +112,8 @@ class MKR(keras.Model):
 
     def call(self, inputs):
         """Click probability of each (inputs["user"], inputs["item"]) pair."""
-        users = tf.cast(inputs["user"], tf.int64)
-        items = tf.cast(inputs["item"], tf.int64)
+        users = check_ids(inputs["user"], self.n_users, "user")
+        items = check_ids(inputs["item"], self.n_items, "item")
         item_vectors, _ = self.item_and_head_vectors(items)
         return tf.sigmoid(self.rs_logits(self.user_vectors(users), item_vectors))
 

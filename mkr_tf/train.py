@@ -9,6 +9,7 @@ tuned settings for the embedded synthetic data. Examples:
 """
 
 import datetime
+import functools
 import os
 import sys
 
@@ -48,6 +49,11 @@ flags.DEFINE_boolean("use_kge", True, "Train the KGE task; false trains the RS t
 flags.DEFINE_boolean("use_inner_product", True, "RS head: inner product (true) or an MLP on [u; v].")
 flags.DEFINE_enum("optimizer", "lazy_adam", list(mkr_config.OPTIMIZERS),
                   "lazy_adam updates only the embedding rows a batch touches; adam is standard Adam.")
+flags.DEFINE_integer("patience", None,
+                     "Stop once eval AUC has not improved for this many epochs. Default: never.")
+flags.DEFINE_boolean("resume", False,
+                     "Continue the killed run in --run_dir from its last checkpoint (a run folder "
+                     "with a checkpoint is resumed anyway; this flag insists on one).")
 flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
 
 HYPERPARAMETER_FLAGS = ("n_epochs", "dim", "L", "H", "batch_size", "l2_weight", "lr_rs", "lr_kge",
@@ -66,24 +72,33 @@ def config_from_flags() -> mkr_config.MKRConfig:
         use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer, **overrides)
 
 
+# Flushed, so that a pipe (CI logs, `tee`) shows each epoch as it ends.
+log_line = functools.partial(print, flush=True)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+        if FLAGS.patience is not None and FLAGS.patience < 1:
+            raise ValueError(f"patience must be an integer >= 1, got {FLAGS.patience}")
+        if FLAGS.resume and not FLAGS.run_dir:
+            raise ValueError("--resume needs the --run_dir of the run to continue")
         config = config_from_flags()
         data_dir = FLAGS.data_dir or default_data_dir()
         cache_dir = FLAGS.cache_dir or os.path.expanduser("~/.mkr_tf/cache")
         prepare_options = dict(recbole_path=FLAGS.recbole_path,
                                rating_threshold=FLAGS.rating_threshold, download=FLAGS.download)
-        data = mkr_data.load_dataset(FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=print,
+        data = mkr_data.load_dataset(FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=log_line,
                                      **prepare_options)
-        print("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
+        log_line("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
         run_dir = FLAGS.run_dir or os.path.join(
             "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-        trainer.train(config, data, run_dir, FLAGS.dataset, log=print,
+        trainer.train(config, data, run_dir, FLAGS.dataset, log=log_line,
                       data_source={"data_dir": os.path.abspath(data_dir),
                                    "cache_dir": os.path.abspath(cache_dir),
-                                   "prepare_options": prepare_options})
+                                   "prepare_options": prepare_options},
+                      patience=FLAGS.patience, require_checkpoint=FLAGS.resume)
     except (ValueError, OSError, RuntimeError) as error:
         if FLAGS.verbose:
             raise

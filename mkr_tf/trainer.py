@@ -19,6 +19,7 @@ SPLITS = ("train", "eval", "test")
 EVAL_BATCH_SIZE = 65536
 BEST_WEIGHTS_FILE = "best.weights.h5"
 RESULTS_FILE = "results.json"
+CHECKPOINT_DIR = "checkpoints"
 
 
 class TrainingError(RuntimeError):
@@ -88,33 +89,69 @@ def _format_epoch(epoch: int, n_epochs: int, record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def _restore_progress(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
+                      config: MKRConfig, run_dir: pathlib.Path) -> dict[str, Any]:
+    """The progress saved with the latest checkpoint, after restoring model and optimizers."""
+    reader = tf.train.load_checkpoint(manager.latest_checkpoint)
+    progress = json.loads(reader.get_tensor("progress/.ATTRIBUTES/VARIABLE_VALUE").decode())
+    # More epochs may be asked of a resumed run; anything else would mix two different runs.
+    differences = ", ".join(
+        f"{key} {progress['config'].get(key)!r} there, {value!r} now"
+        for key, value in config.to_dict().items()
+        if key != "n_epochs" and progress["config"].get(key) != value)
+    if differences:
+        raise TrainingError(f"{run_dir} holds a run with other settings ({differences}); "
+                            f"resume it with its settings or choose another --run_dir")
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    return progress
+
+
 def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, dataset_name: str,
           log: Callable[[str], None] = print, data_source: dict[str, Any] | None = None,
-          callbacks: Sequence[TrainingCallback] = ()) -> dict[str, Any]:
-    """Trains MKR on `data` as `config` says and writes best weights and results.json to `run_dir`.
+          callbacks: Sequence[TrainingCallback] = (), patience: int | None = None,
+          require_checkpoint: bool = False) -> dict[str, Any]:
+    """Trains MKR on `data` as `config` says, checkpointing every epoch under `run_dir`.
 
-    Returns the results: the test figures at the epoch with the best eval AUC, the last epoch's,
-    the per-epoch history and `train_seconds`, the time spent in training steps only.
-    `data_source` (data_dir, cache_dir, prepare_options) is recorded so that `runs.load_run`
-    can rebuild the same split later.
+    A run folder that holds a checkpoint is resumed from it (and `require_checkpoint` insists on
+    one). Each epoch's shuffles are a function of (seed, epoch), so a resumed run goes on exactly
+    as an uninterrupted one would. With `patience`, training stops once eval AUC has not improved
+    for that many epochs. The weights of the best-eval epoch are kept in best.weights.h5.
+
+    Returns the results, also written to results.json: the test figures at the epoch with the
+    best eval AUC, the last epoch's, the per-epoch history and `train_seconds`, the time spent in
+    training steps only. `data_source` (data_dir, cache_dir, prepare_options) is recorded so that
+    `runs.load_run` can rebuild the same split later.
     """
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model = build_model(config, data)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    train_seconds = 0.0
+    checkpoint = tf.train.Checkpoint(
+        model=model, rs_optimizer=model.rs_optimizer, kge_optimizer=model.kge_optimizer,
+        progress=tf.Variable("", dtype=tf.string, trainable=False))
+    manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINT_DIR, max_to_keep=2)
+    if manager.latest_checkpoint:
+        progress = _restore_progress(checkpoint, manager, config, run_dir)
+        progress["config"] = config.to_dict()
+        log(f"resuming {run_dir} after epoch {len(progress['history'])}")
+    elif require_checkpoint:
+        raise TrainingError(f"{run_dir / CHECKPOINT_DIR}: no checkpoint to resume from")
+    else:
+        progress = {"config": config.to_dict(), "history": [], "train_seconds": 0.0,
+                    "stopped_early": False}
+    history: list[dict[str, Any]] = progress["history"]
     batch_size = tf.constant(config.batch_size, tf.int64)
     for callback in callbacks:
         callback.on_train_begin(model, config, data, run_dir)
 
-    for epoch in range(1, config.n_epochs + 1):
+    for epoch in range(len(history) + 1, config.n_epochs + 1):
+        if progress["stopped_early"]:
+            break
         epoch_start = time.perf_counter()
         record: dict[str, Any] = {"epoch": epoch}
         ratings = tf.constant(mkr_data.shuffled(data.train, (config.seed, epoch, 0)))
         step_start = time.perf_counter()
         rs_losses = model.rec_epoch(ratings, batch_size)
-        train_seconds += time.perf_counter() - step_start
+        progress["train_seconds"] += time.perf_counter() - step_start
         _check_finite(rs_losses, "RS", epoch)
         record.update({k: float(v) for k, v in rs_losses.items() if k.startswith("rs_")})
 
@@ -123,7 +160,7 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
             triples = tf.constant(mkr_data.shuffled(data.kg, (config.seed, epoch, 1)))
             step_start = time.perf_counter()
             kge_losses = model.kg_epoch(triples, batch_size)
-            train_seconds += time.perf_counter() - step_start
+            progress["train_seconds"] += time.perf_counter() - step_start
             _check_finite(kge_losses, "KGE", epoch)
             record.update({k: float(v) for k, v in kge_losses.items() if k.startswith("kge_")})
 
@@ -133,15 +170,20 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
         record["seconds"] = time.perf_counter() - epoch_start
         for callback in callbacks:
             callback.on_epoch_end(epoch, record, model)
+        best_before = max((r["eval_auc"] for r in history), default=-1.0)
         history.append(record)
-        log(_format_epoch(epoch, config.n_epochs, record))
-
-        if best is None or record["eval_auc"] > best["eval_auc"]:
-            best = record
+        if record["eval_auc"] > best_before:
             model.save_weights(run_dir / f"tmp-{BEST_WEIGHTS_FILE}")
             os.replace(run_dir / f"tmp-{BEST_WEIGHTS_FILE}", run_dir / BEST_WEIGHTS_FILE)
+        best_epoch = _best_record(history)["epoch"]
+        progress["stopped_early"] = patience is not None and epoch - best_epoch >= patience
+        checkpoint.progress.assign(json.dumps(progress))
+        manager.save(checkpoint_number=epoch)
+        log(_format_epoch(epoch, config.n_epochs, record))
+        if progress["stopped_early"]:
+            log(f"early stop: eval AUC has not improved for {patience} epochs since epoch {best_epoch}")
 
-    last = history[-1]
+    best, last = _best_record(history), history[-1]
     results = {
         "dataset": dataset_name,
         "seed": config.seed,
@@ -149,19 +191,28 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
         "eval_auc": best["eval_auc"],
         "test_auc": best["test_auc"],
         "test_acc": best["test_acc"],
+        "last_epoch": last["epoch"],
         "last_test_auc": last["test_auc"],
         "last_test_acc": last["test_acc"],
-        "train_seconds": train_seconds,
+        "stopped_early": progress["stopped_early"],
+        "train_seconds": progress["train_seconds"],
         "config": config.to_dict(),
         "statistics": data.statistics(),
         "history": history,
         "data_source": data_source or {},
     }
+    # The best weights, not the last, are what evaluation and export see from here on.
+    model.load_weights(run_dir / BEST_WEIGHTS_FILE)
     for callback in callbacks:
         callback.on_train_end(results, model)
     _write_json_atomically(run_dir / RESULTS_FILE, results)
     log(f"best eval AUC {best['eval_auc']:.4f} at epoch {best['epoch']}: "
         f"test AUC {best['test_auc']:.4f} ACC {best['test_acc']:.4f} | "
-        f"last epoch: test AUC {last['test_auc']:.4f} ACC {last['test_acc']:.4f} | "
-        f"train {train_seconds:.1f}s | {run_dir}")
+        f"last epoch ({last['epoch']}): test AUC {last['test_auc']:.4f} ACC {last['test_acc']:.4f} | "
+        f"train {progress['train_seconds']:.1f}s | {run_dir}")
     return results
+
+
+def _best_record(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first epoch with the highest eval AUC."""
+    return max(history, key=lambda record: (record["eval_auc"], -record["epoch"]))

@@ -81,6 +81,13 @@ class LoadProcessedTest(tf.test.TestCase):
         with self.assertRaisesRegex(data.DataError, "no KG triple has an item as its head"):
             data.load_processed(folder, seed=0, log=lambda _: None)
 
+    def test_huge_ids_are_refused_before_any_table_is_built(self):
+        ratings = np.array([[0, 0, 1], [1, 1, 0], [2, 1, 1], [3, 0, 0], [4, 1, 1], [10**12, 1, 0]])
+        with self.assertRaisesRegex(data.DataError, r"user id 1000000000000 \(row 6\)"):
+            data.build_dataset(ratings, np.array([[0, 0, 2]]), seed=0)
+        with self.assertRaisesRegex(data.DataError, r"tail id 999999999999"):
+            data.build_dataset(ratings[:5], np.array([[0, 0, 999999999999]]), seed=0)
+
     def test_too_few_ratings_for_a_split(self):
         with self.assertRaisesRegex(data.DataError, "split is empty"):
             data.build_dataset(np.array([[0, 0, 1], [1, 1, 0]]), np.array([[0, 0, 2]]), seed=0)

@@ -98,6 +98,13 @@ class MKRTest(tf.test.TestCase):
         losses = model.rec_epoch(ratings, tf.constant(3, tf.int64))
         self.assertGreaterEqual(int(losses["first_nonfinite_step"]), 1)
 
+    def test_out_of_range_ids_name_the_value(self):
+        model = _model()
+        for users, items, message in (([0, 7], [1, 1], r"user id out of range, valid ids are 0..6; got\] \[7\]"),
+                                      ([0, 1], [-2, 1], r"item id out of range, valid ids are 0..4; got\] \[-2\]")):
+            with self.assertRaisesRegex(tf.errors.InvalidArgumentError, message):
+                model.predict_batch(tf.constant(users, tf.int64), tf.constant(items, tf.int64))
+
     def test_config_round_trip(self):
         model = _model(use_inner_product=False, l2_weight=1e-3, optimizer="adam")
         restored = MKR.from_config(model.get_config())

@@ -57,7 +57,8 @@ class TrainTest(tf.test.TestCase):
         history = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)["history"]
         self.assertEqual(["kge_loss" in epoch for epoch in history], [True, False, True, False, True])
         config = MKRConfig(n_epochs=2, batch_size=64, use_kge=False)
-        history = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)["history"]
+        history = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
+                                log=lambda _: None)["history"]
         self.assertFalse(any("kge_loss" in epoch for epoch in history))
 
     def test_nan_loss_names_epoch_step_and_task(self):
@@ -66,6 +67,37 @@ class TrainTest(tf.test.TestCase):
         config = MKRConfig(n_epochs=3, batch_size=16, lr_rs=1e30)
         with self.assertRaisesRegex(trainer.TrainingError, r"RS loss became NaN or Inf at epoch \d+, step \d+"):
             trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
+
+    def test_early_stopping_keeps_the_best_weights(self):
+        ratings, kg = two_taste_dataset(n_users=40)
+        dataset = data.build_dataset(ratings, kg, seed=0)
+        run_dir = pathlib.Path(self.create_tempdir().full_path)
+        # A vanishing learning rate leaves eval AUC where it is, so it never improves on epoch 1.
+        config = MKRConfig(n_epochs=6, batch_size=64, lr_rs=1e-20, lr_kge=1e-20)
+        logged = []
+        results = trainer.train(config, dataset, run_dir, "t", log=logged.append, patience=2)
+        self.assertTrue(results["stopped_early"])
+        self.assertLen(results["history"], 3)
+        self.assertEqual(results["best_epoch"], 1)
+        self.assertTrue(any("early stop" in line and "since epoch 1" in line for line in logged))
+
+    def test_nan_keeps_the_last_good_checkpoint(self):
+        class PoisonAfterEpochTwo(trainer.TrainingCallback):
+            def on_epoch_end(self, epoch, record, model):
+                if epoch == 2:
+                    model.user_tower.dense_layers[0].kernel.assign(
+                        np.full(model.user_tower.dense_layers[0].kernel.shape, np.nan))
+
+        ratings, kg = two_taste_dataset(n_users=40)
+        dataset = data.build_dataset(ratings, kg, seed=0)
+        run_dir = pathlib.Path(self.create_tempdir().full_path)
+        config = MKRConfig(n_epochs=4, batch_size=64)
+        with self.assertRaisesRegex(trainer.TrainingError, "RS loss became NaN or Inf at epoch 3, step 1"):
+            trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
+                          callbacks=[PoisonAfterEpochTwo()])
+        latest = tf.train.latest_checkpoint(str(run_dir / trainer.CHECKPOINT_DIR))
+        self.assertTrue(latest.endswith("ckpt-2"), latest)
+        self.assertFalse((run_dir / trainer.RESULTS_FILE).exists())
 
     def test_same_seed_same_results(self):
         ratings, kg = two_taste_dataset(n_users=60)
