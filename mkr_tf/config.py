@@ -19,6 +19,7 @@ SYNTHETIC_SETTINGS: dict[str, Any] = dict(
         lr_rs=2e-3, lr_kge=1e-3, kge_interval=1)
 
 OPTIMIZERS = ("lazy_adam", "adam")
+CROSS_UNITS = ("cross_compress", "dcn", "stitch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,7 @@ class MKRConfig:
     use_inner_product: bool = True
     use_kge: bool = True
     optimizer: str = "lazy_adam"
+    cross_unit: str = "cross_compress"
     seed: int = 0
 
     def __post_init__(self):
@@ -53,6 +55,8 @@ class MKRConfig:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if not 0 <= self.l2_weight < float("inf"):
             raise ValueError(f"l2_weight must be a finite number >= 0, got {self.l2_weight!r}")
+        if self.cross_unit not in CROSS_UNITS:
+            raise ValueError(f"cross_unit must be one of {CROSS_UNITS}, got {self.cross_unit!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 

@@ -21,6 +21,8 @@ class CrossCompress(keras.layers.Layer):
     Call with `(v, e)`, each `[batch, d]`; returns `(v', e')`, each `[batch, d]`.
     """
 
+    takes_first_inputs = False
+
     def __init__(self, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -51,10 +53,90 @@ class CrossCompress(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    @property
+    def kernels(self):
+        """The weights the paper's L2 term penalises (not the biases)."""
+        return [self.w_vv, self.w_ev, self.w_ve, self.w_ee]
+
     def get_config(self):
         config = super().get_config()
         config["kernel_initializer"] = keras.initializers.serialize(self.kernel_initializer)
         return config
+
+
+@keras.saving.register_keras_serializable(package="mkr_tf")
+class DCNCross(keras.layers.Layer):
+    """A DCN cross layer (Wang et al., ADKDD 2017) over [v; e], the paper's MKR-DCN ablation.
+
+    With x_0 = [v_0; e_0] the unit's first input and x = [v; e] its current input (both in R^{2d}):
+
+        x' = x_0 (xᵀ w) + b + x,      (v', e') = split(x')
+
+    with w in R^{2d×1} and b in R^{2d}. Call with `(v, e, v_0, e_0)`; for the first unit x = x_0.
+    """
+
+    takes_first_inputs = True
+
+    def __init__(self, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        self.dim = int(input_shape[0][-1])
+        self.w = self.add_weight(name="w", shape=(2 * self.dim, 1), initializer=self.kernel_initializer)
+        self.b = self.add_weight(name="b", shape=(2 * self.dim,), initializer="zeros")
+
+    def call(self, inputs):
+        v, e, v_0, e_0 = inputs
+        x = tf.concat([v, e], axis=-1)
+        x_0 = tf.concat([v_0, e_0], axis=-1)
+        x_out = x_0 * tf.matmul(x, self.w) + self.b + x
+        return x_out[:, :self.dim], x_out[:, self.dim:]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:2])
+
+    @property
+    def kernels(self):
+        return [self.w]
+
+    def get_config(self):
+        config = super().get_config()
+        config["kernel_initializer"] = keras.initializers.serialize(self.kernel_initializer)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mkr_tf")
+class CrossStitch(keras.layers.Layer):
+    """A cross-stitch unit (Misra et al., CVPR 2016), the paper's MKR-stitch ablation.
+
+        v' = α_vv v + α_ve e
+        e' = α_ev v + α_ee e
+
+    with four learned scalars, initialised to the identity (α_vv = α_ee = 1, α_ve = α_ev = 0)
+    in place of cross&compress's four weight vectors. Call with `(v, e)`.
+    """
+
+    takes_first_inputs = False
+
+    def build(self, input_shape):
+        self.alpha = self.add_weight(name="alpha", shape=(2, 2),
+                                     initializer=keras.initializers.Identity())
+
+    def call(self, inputs):
+        v, e = inputs
+        return (self.alpha[0, 0] * v + self.alpha[0, 1] * e,
+                self.alpha[1, 0] * v + self.alpha[1, 1] * e)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:2])
+
+    @property
+    def kernels(self):
+        return [self.alpha]
+
+
+CROSS_UNITS = {"cross_compress": CrossCompress, "dcn": DCNCross, "stitch": CrossStitch}
 
 
 @keras.saving.register_keras_serializable(package="mkr_tf")

@@ -11,11 +11,13 @@ def check_ids(ids, table_size, name):
     """`ids` as int64, or an InvalidArgumentError naming the first id outside [0, table_size)."""
     ids = tf.cast(ids, tf.int64)
     out_of_range = tf.logical_or(ids < 0, ids >= table_size)
-    tf.debugging.Assert(
+    in_range = tf.debugging.Assert(
         tf.logical_not(tf.reduce_any(out_of_range)),
         [f"{name} id out of range, valid ids are 0..{table_size - 1}; got",
          tf.boolean_mask(ids, out_of_range)[:1]], summarize=1)
-    return ids
+    # Ordered before the lookup, which would otherwise fail first with a less helpful message.
+    with tf.control_dependencies([in_range]):
+        return tf.identity(ids)
 
 
 def _l2(tensor):
@@ -44,7 +46,7 @@ class MKR(keras.Model):
 
     def __init__(self, n_users, n_items, n_entities, n_relations, dim=8, L=1, H=1,
                  l2_weight=1e-6, use_inner_product=True, lr_rs=0.02, lr_kge=0.01,
-                 optimizer="lazy_adam", **kwargs):
+                 optimizer="lazy_adam", cross_unit="cross_compress", **kwargs):
         super().__init__(**kwargs)
         if n_entities < n_items:
             raise ValueError(
@@ -56,6 +58,9 @@ class MKR(keras.Model):
         self.use_inner_product = bool(use_inner_product)
         self.lr_rs, self.lr_kge = float(lr_rs), float(lr_kge)
         self.optimizer_name = optimizer
+        if cross_unit not in mkr_layers.CROSS_UNITS:
+            raise ValueError(f"cross_unit must be one of {sorted(mkr_layers.CROSS_UNITS)}, got {cross_unit!r}")
+        self.cross_unit = cross_unit
 
         def embedding(count, name):
             # The authors' tf.get_variable default, Glorot-uniform, keeps large tables' rows small.
@@ -69,8 +74,9 @@ class MKR(keras.Model):
 
         self.user_tower = mkr_layers.DenseTower(self.dim, n_layers=self.L, name="user_tower")
         self.tail_tower = mkr_layers.DenseTower(self.dim, n_layers=self.L, name="tail_tower")
-        self.cross_compress_units = [
-            mkr_layers.CrossCompress(name=f"cross_compress_{i}") for i in range(self.L)]
+        # The paper's ablations swap cross&compress for a DCN cross layer or a cross-stitch unit.
+        self.cross_units = [mkr_layers.CROSS_UNITS[cross_unit](name=f"{cross_unit}_{i}")
+                            for i in range(self.L)]
         # The authors' RS MLP ends in a ReLU, which pins every logit >= 0; a linear logit fixes that.
         self.rs_head = (None if self.use_inner_product else mkr_layers.DenseTower(
             2 * self.dim, n_layers=self.H, final_units=1, final_activation=None, name="rs_head"))
@@ -96,10 +102,10 @@ class MKR(keras.Model):
 
     def item_and_head_vectors(self, items):
         """Item vectors v and their entity vectors h after the L cross&compress units."""
-        v = self.item_embedding(items)
-        e = self.entity_embedding(items)
-        for unit in self.cross_compress_units:
-            v, e = unit((v, e))
+        v_0 = v = self.item_embedding(items)
+        e_0 = e = self.entity_embedding(items)
+        for unit in self.cross_units:
+            v, e = unit((v, e, v_0, e_0) if unit.takes_first_inputs else (v, e))
         return v, e
 
     def tail_vectors(self, tails):
@@ -133,7 +139,7 @@ class MKR(keras.Model):
 
     @property
     def _shared_layers(self):
-        return [self.item_embedding, self.entity_embedding, *self.cross_compress_units]
+        return [self.item_embedding, self.entity_embedding, *self.cross_units]
 
     @property
     def rs_variables(self):
@@ -147,18 +153,17 @@ class MKR(keras.Model):
         kge_layers = [self.relation_embedding, self.tail_tower, self.kge_head, *self._shared_layers]
         return [v for layer in kge_layers for v in layer.trainable_variables]
 
-    def _cross_compress_kernels(self):
-        return [w for unit in self.cross_compress_units
-                for w in (unit.w_vv, unit.w_ev, unit.w_ve, unit.w_ee)]
+    def _cross_unit_kernels(self):
+        return [w for unit in self.cross_units for w in unit.kernels]
 
     def _rs_penalised_kernels(self):
-        kernels = self.user_tower.kernels + self._cross_compress_kernels()
+        kernels = self.user_tower.kernels + self._cross_unit_kernels()
         if self.rs_head is not None:
             kernels += self.rs_head.kernels
         return kernels
 
     def _kge_penalised_kernels(self):
-        return self.tail_tower.kernels + self.kge_head.kernels + self._cross_compress_kernels()
+        return self.tail_tower.kernels + self.kge_head.kernels + self._cross_unit_kernels()
 
     # --- training steps --------------------------------------------------------------------------
 
@@ -227,6 +232,17 @@ class MKR(keras.Model):
         n_steps = tf.constant(0, tf.int64)
         first_nonfinite_step = tf.constant(-1, tf.int64)
         n_rows = tf.shape(rows, out_type=tf.int64)[0]
+        # Step-level TensorBoard scalars. A default summary step that is a tf.Variable (as
+        # summaries.TensorBoardCallback sets) counts the training steps of both tasks; each step
+        # advances it, and the writer's record_if condition (step % N == 0) picks the steps that
+        # write the mean outputs and examples/s since the last write. Without a default writer
+        # tf.summary adds no ops when traced, so the loop costs nothing extra.
+        summary_step = tf.summary.experimental.get_step()
+        write_summaries = isinstance(summary_step, tf.Variable)
+        task = output_names[0].partition("_")[0]
+        window_totals = dict(totals)
+        window_rows = tf.constant(0.0)
+        window_start = tf.timestamp()
         for start in tf.range(0, n_rows, batch_size):
             batch = rows[start:start + batch_size]
             outputs = step_fn(batch)
@@ -237,6 +253,23 @@ class MKR(keras.Model):
                                tf.logical_not(tf.math.is_finite(outputs[output_names[0]]))),
                 n_steps, first_nonfinite_step)
             n_steps += 1
+            if write_summaries:
+                summary_step.assign_add(1)
+                window_totals = {name: window_totals[name] + outputs[name] * weight
+                                 for name in output_names}
+                window_rows += weight
+                now = tf.timestamp()
+                # An absolute scope: tags would otherwise take the graph loop's "while/" prefix.
+                with tf.name_scope("step/"):
+                    for name in output_names:
+                        tf.summary.scalar(name, window_totals[name] / window_rows)
+                    tf.summary.scalar(f"{task}_examples_per_second", window_rows / tf.cast(
+                        tf.maximum(now - window_start, 1e-9), tf.float32))
+                written = tf.summary.should_record_summaries()
+                window_totals = {name: tf.where(written, 0.0, total)
+                                 for name, total in window_totals.items()}
+                window_rows = tf.where(written, 0.0, window_rows)
+                window_start = tf.where(written, now, window_start)
         means = {name: total / tf.maximum(tf.cast(n_rows, tf.float32), 1.0)
                  for name, total in totals.items()}
         means["steps"] = n_steps
@@ -253,4 +286,5 @@ class MKR(keras.Model):
             name=self.name, n_users=self.n_users, n_items=self.n_items, n_entities=self.n_entities,
             n_relations=self.n_relations, dim=self.dim, L=self.L, H=self.H,
             l2_weight=self.l2_weight, use_inner_product=self.use_inner_product,
-            lr_rs=self.lr_rs, lr_kge=self.lr_kge, optimizer=self.optimizer_name)
+            lr_rs=self.lr_rs, lr_kge=self.lr_kge, optimizer=self.optimizer_name,
+            cross_unit=self.cross_unit)

@@ -47,6 +47,9 @@ flags.DEFINE_float("lr_kge", None, "Adam learning rate of the KGE task.")
 flags.DEFINE_integer("kge_interval", None, "Run the KGE pass every this many epochs.")
 flags.DEFINE_boolean("use_kge", True, "Train the KGE task; false trains the RS task alone.")
 flags.DEFINE_boolean("use_inner_product", True, "RS head: inner product (true) or an MLP on [u; v].")
+flags.DEFINE_enum("cross_unit", "cross_compress", list(mkr_config.CROSS_UNITS),
+                  "How items and entities share features: cross_compress (MKR), or the paper's "
+                  "ablations dcn (MKR-DCN) and stitch (MKR-stitch).")
 flags.DEFINE_enum("optimizer", "lazy_adam", list(mkr_config.OPTIMIZERS),
                   "lazy_adam updates only the embedding rows a batch touches; adam is standard Adam.")
 flags.DEFINE_integer("patience", None,
@@ -69,7 +72,8 @@ def config_from_flags() -> mkr_config.MKRConfig:
                  if FLAGS[name].value is not None}
     return mkr_config.MKRConfig.for_dataset(
         FLAGS.dataset, seed=FLAGS.seed, use_kge=FLAGS.use_kge,
-        use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer, **overrides)
+        use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer,
+        cross_unit=FLAGS.cross_unit, **overrides)
 
 
 # Flushed, so that a pipe (CI logs, `tee`) shows each epoch as it ends.

@@ -49,7 +49,7 @@ def build_model(config: MKRConfig, data: mkr_data.MKRData) -> MKR:
     return MKR(data.n_users, data.n_items, data.n_entities, data.n_relations, dim=config.dim,
                L=config.L, H=config.H, l2_weight=config.l2_weight,
                use_inner_product=config.use_inner_product, lr_rs=config.lr_rs,
-               lr_kge=config.lr_kge, optimizer=config.optimizer)
+               lr_kge=config.lr_kge, optimizer=config.optimizer, cross_unit=config.cross_unit)
 
 
 def predict(model: MKR, ratings: np.ndarray) -> np.ndarray:

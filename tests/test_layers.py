@@ -49,6 +49,44 @@ class CrossCompressTest(tf.test.TestCase):
         self.assertEqual(restored.get_config(), unit.get_config())
 
 
+class AblationUnitTest(tf.test.TestCase):
+
+    def test_dcn_cross_equation(self):
+        rng = np.random.default_rng(1)
+        v, e, v_0, e_0 = (rng.normal(size=(3, 4)) for _ in range(4))
+        unit = layers.DCNCross(dtype="float64")
+        unit((v, e, v_0, e_0))
+        unit.b.assign(rng.normal(size=8))
+        v_out, e_out = unit((v, e, v_0, e_0))
+        x, x_0 = np.concatenate([v, e], 1), np.concatenate([v_0, e_0], 1)
+        expected = x_0 * (x @ unit.w.numpy()) + unit.b.numpy() + x
+        self.assertAllClose(np.concatenate([v_out, e_out], 1), expected)
+        self.assertEqual([w.shape for w in unit.kernels], [(8, 1)])
+
+    def test_cross_stitch_starts_as_identity_and_mixes_by_four_scalars(self):
+        unit = layers.CrossStitch()
+        v, e = tf.random.normal([2, 3]), tf.random.normal([2, 3])
+        v_out, e_out = unit((v, e))
+        self.assertAllClose(v_out, v)
+        self.assertAllClose(e_out, e)
+        unit.alpha.assign([[0.5, 2.0], [-1.0, 3.0]])
+        v_out, e_out = unit((v, e))
+        self.assertAllClose(v_out, 0.5 * v + 2.0 * e)
+        self.assertAllClose(e_out, -1.0 * v + 3.0 * e)
+        self.assertLen(unit.weights, 1)
+        self.assertEqual(unit.alpha.shape, (2, 2))
+
+    def test_registry_matches_the_config_names(self):
+        from mkr_tf import config  # pylint: disable=import-outside-toplevel
+        self.assertCountEqual(layers.CROSS_UNITS, config.CROSS_UNITS)
+
+    def test_config_round_trips(self):
+        for unit in (layers.DCNCross(name="d"), layers.CrossStitch(name="s")):
+            restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(unit))
+            self.assertEqual(type(restored), type(unit))
+            self.assertEqual(restored.get_config(), unit.get_config())
+
+
 class DenseTowerTest(tf.test.TestCase):
 
     def test_relu_layers_then_final_activation(self):

@@ -49,6 +49,19 @@ class TrainTest(tf.test.TestCase):
         self.assertTrue((run_dir / trainer.BEST_WEIGHTS_FILE).is_file())
         self.assertGreater(results["train_seconds"], 0)
 
+    def test_paper_ablations_train(self):
+        ratings, kg = two_taste_dataset()
+        dataset = data.build_dataset(ratings, kg, seed=1)
+        for variant in (dict(cross_unit="dcn"), dict(cross_unit="stitch"), dict(use_kge=False),
+                        dict(L=2), dict(use_inner_product=False, H=2)):
+            config = MKRConfig(n_epochs=4, dim=8, batch_size=64, lr_rs=0.01, lr_kge=0.01,
+                               kge_interval=1, seed=1, **variant)
+            results = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
+                                    log=lambda _: None)
+            losses = [epoch["rs_loss"] for epoch in results["history"]]
+            self.assertLess(losses[-1], losses[0], variant)
+            self.assertGreater(results["test_auc"], 0.6, variant)
+
     def test_kge_pass_follows_kge_interval_and_use_kge(self):
         ratings, kg = two_taste_dataset(n_users=40)
         dataset = data.build_dataset(ratings, kg, seed=0)
