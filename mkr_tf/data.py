@@ -93,6 +93,17 @@ class MKRData:
     def n_interactions(self) -> int:
         return len(self.train) + len(self.eval) + len(self.test)
 
+    def with_train_ratio(self, ratio: float, seed: int) -> "MKRData":
+        """The same data with a seeded share `ratio` of the training rows; eval and test unchanged.
+
+        This is the paper's sparsity experiment: how the model fares as training data thins out.
+        """
+        if ratio >= 1:
+            return self
+        n_kept = max(1, int(round(len(self.train) * ratio)))
+        kept = np.sort(np.random.default_rng((seed, 7)).permutation(len(self.train))[:n_kept])
+        return dataclasses.replace(self, train=self.train[kept])
+
     def statistics(self) -> dict[str, int]:
         return dict(users=self.n_users, items=self.n_items, interactions=self.n_interactions,
                     entities=self.n_entities, relations=self.n_relations, triples=len(self.kg))

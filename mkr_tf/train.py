@@ -50,6 +50,9 @@ flags.DEFINE_boolean("use_inner_product", True, "RS head: inner product (true) o
 flags.DEFINE_enum("cross_unit", "cross_compress", list(mkr_config.CROSS_UNITS),
                   "How items and entities share features: cross_compress (MKR), or the paper's "
                   "ablations dcn (MKR-DCN) and stitch (MKR-stitch).")
+flags.DEFINE_float("train_ratio", 1.0,
+                   "Train on this seeded share of the training split (the paper's sparsity "
+                   "experiment); eval and test stay whole.")
 flags.DEFINE_enum("optimizer", "lazy_adam", list(mkr_config.OPTIMIZERS),
                   "lazy_adam updates only the embedding rows a batch touches; adam is standard Adam.")
 flags.DEFINE_integer("patience", None,
@@ -73,7 +76,7 @@ def config_from_flags() -> mkr_config.MKRConfig:
     return mkr_config.MKRConfig.for_dataset(
         FLAGS.dataset, seed=FLAGS.seed, use_kge=FLAGS.use_kge,
         use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer,
-        cross_unit=FLAGS.cross_unit, **overrides)
+        cross_unit=FLAGS.cross_unit, train_ratio=FLAGS.train_ratio, **overrides)
 
 
 # Flushed, so that a pipe (CI logs, `tee`) shows each epoch as it ends.

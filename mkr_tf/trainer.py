@@ -124,6 +124,7 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     """
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    data = data.with_train_ratio(config.train_ratio, config.seed)
     model = build_model(config, data)
     checkpoint = tf.train.Checkpoint(
         model=model, rs_optimizer=model.rs_optimizer, kge_optimizer=model.kge_optimizer,

@@ -88,6 +88,16 @@ class LoadProcessedTest(tf.test.TestCase):
         with self.assertRaisesRegex(data.DataError, r"tail id 999999999999"):
             data.build_dataset(ratings[:5], np.array([[0, 0, 999999999999]]), seed=0)
 
+    def test_train_ratio_thins_only_the_training_split(self):
+        ratings = np.stack([np.arange(1000), np.arange(1000) % 7, np.arange(1000) % 2], axis=1)
+        full = data.build_dataset(ratings, np.array([[0, 0, 9]]), seed=0)
+        thin = full.with_train_ratio(0.3, seed=0)
+        self.assertLen(thin.train, 180)
+        self.assertTrue(set(thin.train[:, 0]) <= set(full.train[:, 0]))
+        self.assertAllEqual(thin.test, full.test)
+        self.assertAllEqual(full.with_train_ratio(0.3, seed=0).train, thin.train)
+        self.assertIs(full.with_train_ratio(1.0, seed=0), full)
+
     def test_too_few_ratings_for_a_split(self):
         with self.assertRaisesRegex(data.DataError, "split is empty"):
             data.build_dataset(np.array([[0, 0, 1], [1, 1, 0]]), np.array([[0, 0, 2]]), seed=0)
