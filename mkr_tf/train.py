@@ -15,9 +15,11 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from mkr_tf import config as mkr_config
 from mkr_tf import data as mkr_data
+from mkr_tf import summaries
 from mkr_tf import trainer
 
 FLAGS = flags.FLAGS
@@ -60,6 +62,12 @@ flags.DEFINE_integer("patience", None,
 flags.DEFINE_boolean("resume", False,
                      "Continue the killed run in --run_dir from its last checkpoint (a run folder "
                      "with a checkpoint is resumed anyway; this flag insists on one).")
+flags.DEFINE_string("logdir", None, "TensorBoard logs. Default: <run_dir>/logs.")
+flags.DEFINE_boolean("quiet", False,
+                     "No progress bar: one plain line per epoch, as when stdout is not a terminal.")
+flags.DEFINE_integer("topk_every", 1, "Top-K on the test split every this many epochs; 0: never.")
+flags.DEFINE_integer("summary_every_steps", 100,
+                     "Step-level TensorBoard scalars every this many steps; 0: none.")
 flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
 
 HYPERPARAMETER_FLAGS = ("n_epochs", "dim", "L", "H", "batch_size", "l2_weight", "lr_rs", "lr_kge",
@@ -86,6 +94,9 @@ log_line = functools.partial(print, flush=True)
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.verbose:
+        # TensorFlow logs routine INFO lines (checkpoint sharding, ...) through absl.
+        logging.set_verbosity(logging.WARNING)
     try:
         if FLAGS.patience is not None and FLAGS.patience < 1:
             raise ValueError(f"patience must be an integer >= 1, got {FLAGS.patience}")
@@ -101,7 +112,12 @@ def main(argv):
         log_line("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
         run_dir = FLAGS.run_dir or os.path.join(
             "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-        trainer.train(config, data, run_dir, FLAGS.dataset, log=log_line,
+        callbacks = summaries.training_callbacks(
+            run_dir, logdir=FLAGS.logdir, quiet=FLAGS.quiet, topk_every=FLAGS.topk_every,
+            summary_every_steps=FLAGS.summary_every_steps)
+        # The progress callback prints the epoch lines above its bar.
+        trainer.train(config, data, run_dir, FLAGS.dataset, log=callbacks[-1].log,
+                      callbacks=callbacks,
                       data_source={"data_dir": os.path.abspath(data_dir),
                                    "cache_dir": os.path.abspath(cache_dir),
                                    "prepare_options": prepare_options},

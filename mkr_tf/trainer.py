@@ -43,6 +43,9 @@ class TrainingCallback:
     def on_train_end(self, results: dict[str, Any], model: MKR) -> None:
         pass
 
+    def on_train_abort(self) -> None:
+        """Training raised; release what on_train_begin set up."""
+
 
 def build_model(config: MKRConfig, data: mkr_data.MKRData) -> MKR:
     keras.utils.set_random_seed(config.seed)
@@ -144,45 +147,50 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     for callback in callbacks:
         callback.on_train_begin(model, config, data, run_dir)
 
-    for epoch in range(len(history) + 1, config.n_epochs + 1):
-        if progress["stopped_early"]:
-            break
-        epoch_start = time.perf_counter()
-        record: dict[str, Any] = {"epoch": epoch}
-        ratings = tf.constant(mkr_data.shuffled(data.train, (config.seed, epoch, 0)))
-        step_start = time.perf_counter()
-        rs_losses = model.rec_epoch(ratings, batch_size)
-        progress["train_seconds"] += time.perf_counter() - step_start
-        _check_finite(rs_losses, "RS", epoch)
-        record.update({k: float(v) for k, v in rs_losses.items() if k.startswith("rs_")})
-
-        # The authors run the KGE pass on epochs 1, 1 + kge_interval, 1 + 2·kge_interval, …
-        if config.use_kge and (epoch - 1) % config.kge_interval == 0:
-            triples = tf.constant(mkr_data.shuffled(data.kg, (config.seed, epoch, 1)))
+    try:
+        for epoch in range(len(history) + 1, config.n_epochs + 1):
+            if progress["stopped_early"]:
+                break
+            epoch_start = time.perf_counter()
+            record: dict[str, Any] = {"epoch": epoch}
+            ratings = tf.constant(mkr_data.shuffled(data.train, (config.seed, epoch, 0)))
             step_start = time.perf_counter()
-            kge_losses = model.kg_epoch(triples, batch_size)
+            rs_losses = model.rec_epoch(ratings, batch_size)
             progress["train_seconds"] += time.perf_counter() - step_start
-            _check_finite(kge_losses, "KGE", epoch)
-            record.update({k: float(v) for k, v in kge_losses.items() if k.startswith("kge_")})
+            _check_finite(rs_losses, "RS", epoch)
+            record.update({k: float(v) for k, v in rs_losses.items() if k.startswith("rs_")})
 
-        for split in SPLITS:
-            for name, value in evaluate_ctr(model, getattr(data, split)).items():
-                record[f"{split}_{name}"] = value
-        record["seconds"] = time.perf_counter() - epoch_start
+            # The authors run the KGE pass on epochs 1, 1 + kge_interval, 1 + 2·kge_interval, …
+            if config.use_kge and (epoch - 1) % config.kge_interval == 0:
+                triples = tf.constant(mkr_data.shuffled(data.kg, (config.seed, epoch, 1)))
+                step_start = time.perf_counter()
+                kge_losses = model.kg_epoch(triples, batch_size)
+                progress["train_seconds"] += time.perf_counter() - step_start
+                _check_finite(kge_losses, "KGE", epoch)
+                record.update({k: float(v) for k, v in kge_losses.items() if k.startswith("kge_")})
+
+            for split in SPLITS:
+                for name, value in evaluate_ctr(model, getattr(data, split)).items():
+                    record[f"{split}_{name}"] = value
+            record["seconds"] = time.perf_counter() - epoch_start
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, record, model)
+            best_before = max((r["eval_auc"] for r in history), default=-1.0)
+            history.append(record)
+            if record["eval_auc"] > best_before:
+                model.save_weights(run_dir / f"tmp-{BEST_WEIGHTS_FILE}")
+                os.replace(run_dir / f"tmp-{BEST_WEIGHTS_FILE}", run_dir / BEST_WEIGHTS_FILE)
+            best_epoch = _best_record(history)["epoch"]
+            progress["stopped_early"] = patience is not None and epoch - best_epoch >= patience
+            checkpoint.progress.assign(json.dumps(progress))
+            manager.save(checkpoint_number=epoch)
+            log(_format_epoch(epoch, config.n_epochs, record))
+            if progress["stopped_early"]:
+                log(f"early stop: eval AUC has not improved for {patience} epochs since epoch {best_epoch}")
+    except BaseException:
         for callback in callbacks:
-            callback.on_epoch_end(epoch, record, model)
-        best_before = max((r["eval_auc"] for r in history), default=-1.0)
-        history.append(record)
-        if record["eval_auc"] > best_before:
-            model.save_weights(run_dir / f"tmp-{BEST_WEIGHTS_FILE}")
-            os.replace(run_dir / f"tmp-{BEST_WEIGHTS_FILE}", run_dir / BEST_WEIGHTS_FILE)
-        best_epoch = _best_record(history)["epoch"]
-        progress["stopped_early"] = patience is not None and epoch - best_epoch >= patience
-        checkpoint.progress.assign(json.dumps(progress))
-        manager.save(checkpoint_number=epoch)
-        log(_format_epoch(epoch, config.n_epochs, record))
-        if progress["stopped_early"]:
-            log(f"early stop: eval AUC has not improved for {patience} epochs since epoch {best_epoch}")
+            callback.on_train_abort()
+        raise
 
     best, last = _best_record(history), history[-1]
     results = {

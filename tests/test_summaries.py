@@ -1,0 +1,162 @@
+"""Tests of the TensorBoard, top-K and progress callbacks, reading the event files back."""
+
+import io
+import json
+import os
+import pathlib
+import types
+from unittest import mock
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+from mkr_tf import data
+from mkr_tf import progress
+from mkr_tf import summaries
+from mkr_tf import trainer
+from mkr_tf.config import MKRConfig
+from tests.test_trainer import two_taste_dataset
+
+SUMMARY_EVERY_STEPS = 4
+
+
+def read_scalars(logdir):
+    """{tag: [(step, value)]} of every scalar in `logdir`, and the accumulator."""
+    accumulator = event_accumulator.EventAccumulator(
+        str(logdir), size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    scalars = {}
+    for tag in accumulator.Tags()["tensors"]:
+        if not tag.startswith("_hparams_/"):
+            scalars[tag] = [(event.step, float(tf.make_ndarray(event.tensor_proto)))
+                            for event in accumulator.Tensors(tag)]
+    return scalars, accumulator
+
+
+class ModelKeeper(trainer.TrainingCallback):
+    def on_train_begin(self, model, config, data, run_dir):
+        self.model = model
+
+
+class TTYStringIO(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class TrainingSummariesTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        ratings, kg = two_taste_dataset(n_users=80)
+        cls.dataset = data.build_dataset(ratings, kg, seed=0)
+        cls.run_dir = pathlib.Path(tf.compat.v1.test.get_temp_dir()) / "summaries_run"
+        cls.keeper = ModelKeeper()
+        # Two epochs, then a resume to three: the step axis must go on, not restart.
+        for n_epochs in (2, 3):
+            config = MKRConfig(n_epochs=n_epochs, dim=8, batch_size=32, lr_rs=0.01,
+                               lr_kge=0.01, kge_interval=1, seed=1)
+            callbacks = summaries.training_callbacks(
+                cls.run_dir, summary_every_steps=SUMMARY_EVERY_STEPS, quiet=True)
+            cls.results = trainer.train(config, cls.dataset, cls.run_dir, "two_taste",
+                                        log=callbacks[-1].log, callbacks=[cls.keeper, *callbacks])
+        cls.scalars, cls.accumulator = read_scalars(cls.run_dir / summaries.LOGS_SUBDIR)
+
+    def test_writes_every_tag_with_finite_values(self):
+        expected = {f"step/{name}" for name in (
+            "rs_loss", "rs_base_loss", "rs_l2_loss", "rs_examples_per_second",
+            "kge_loss", "kge_score", "kge_rmse", "kge_examples_per_second")}
+        expected |= {f"epoch/{name}" for name in (
+            "rs_loss", "rs_base_loss", "rs_l2_loss", "kge_loss", "kge_score", "kge_rmse",
+            "examples_per_second", "seconds", "topk_seconds")}
+        expected |= {f"{metric}/{split}" for metric in ("auc", "acc") for split in trainer.SPLITS}
+        expected |= {f"topk_test/{metric}@{k}" for metric in ("precision", "recall", "ndcg",
+                                                             "hit_rate") for k in (1, 20, 100)}
+        expected |= {"learning_rate/rs", "learning_rate/kge", "final/test_auc",
+                     "final/test_recall@20"}
+        self.assertEmpty(expected - set(self.scalars))
+        for tag, points in self.scalars.items():
+            self.assertTrue(np.isfinite([value for _, value in points]).all(), tag)
+
+    def test_values_move_and_steps_advance(self):
+        for tag in ("step/rs_loss", "step/kge_loss", "epoch/rs_loss", "auc/train",
+                    "topk_test/ndcg@10"):
+            values = [value for _, value in self.scalars[tag]]
+            self.assertGreater(np.ptp(values), 0, tag)
+        self.assertLess(self.scalars["epoch/rs_loss"][-1][1], self.scalars["epoch/rs_loss"][0][1])
+        self.assertEqual([step for step, _ in self.scalars["auc/eval"]], [1, 2, 3])
+        # Step scalars land every N steps of either task, and go on across the resume.
+        steps = sorted(step for tag in ("step/rs_loss", "step/kge_loss")
+                       for step, _ in self.scalars[tag])
+        self.assertAllEqual(np.diff(steps), np.full(len(steps) - 1, SUMMARY_EVERY_STEPS))
+        n_steps = 3 * (-(-len(self.dataset.train) // 32) + -(-len(self.dataset.kg) // 32))
+        self.assertEqual(steps[-1], n_steps - n_steps % SUMMARY_EVERY_STEPS)
+
+    def test_hparams_record_configuration_and_final_metrics(self):
+        content = self.accumulator.SummaryMetadata(
+            hparams_metadata.SESSION_START_INFO_TAG).plugin_data.content
+        session = hparams_metadata.parse_session_start_info_plugin_data(content)
+        self.assertEqual(session.hparams["dataset"].string_value, "two_taste")
+        self.assertEqual(session.hparams["lr_rs"].number_value, 0.01)
+        self.assertEqual(session.hparams["batch_size"].number_value, 32)
+        self.assertAllClose(self.scalars["final/test_auc"][-1][1], self.results["test_auc"])
+
+    def test_top_k_reaches_history_and_results(self):
+        on_disk = json.loads((self.run_dir / trainer.RESULTS_FILE).read_text())
+        self.assertIn("test_recall@20", on_disk["history"][-1])
+        self.assertSetEqual(set(on_disk["test_topk"]),
+                            {f"{m}@{k}" for m in ("precision", "recall", "ndcg", "hit_rate")
+                             for k in (1, 2, 5, 10, 20, 50, 100)})
+
+    def test_summary_state_is_restored_after_training(self):
+        self.assertIsNone(tf.summary.experimental.get_step())
+        self.assertFalse(bool(tf.summary.should_record_summaries()))
+        # The epoch graph holds the closed writer; it must no longer write to it.
+        losses = self.keeper.model.rec_epoch(tf.constant(self.dataset.train),
+                                             tf.constant(32, tf.int64))
+        self.assertTrue(np.isfinite(losses["rs_loss"]))
+
+
+class ProgressTest(tf.test.TestCase):
+
+    def _drive(self, stream, quiet=False):
+        callback = progress.ProgressCallback(quiet=quiet, stream=stream)
+        config = types.SimpleNamespace(n_epochs=2)
+        dataset = types.SimpleNamespace(train=np.zeros([100, 3]), kg=np.zeros([50, 3]))
+        callback.on_train_begin(None, config, dataset, None)
+        for epoch in (1, 2):
+            record = {"epoch": epoch, "rs_loss": 0.5, "eval_auc": 0.75, "seconds": 0.5}
+            callback.on_epoch_end(epoch, record, None)
+            callback.log(f"epoch line {epoch}")
+        callback.on_train_end({}, None)
+        callback.log("summary line")
+        return stream.getvalue()
+
+    def test_terminal_gets_a_bar_below_the_log_lines(self):
+        with mock.patch.dict(os.environ, {"COLUMNS": "200"}):
+            output = self._drive(TTYStringIO())
+        self.assertIn("\r", output)
+        self.assertRegex(output, r"epoch 1/2 \[==========>\.{9}\] [\d.]+s/epoch 200 ex/s ETA 0:\d\d")
+        self.assertIn("done in", output)
+        self.assertIn("eval_auc 0.7500", output)
+        final_lines = output.split("\n")[-3:]
+        self.assertStartsWith(final_lines[0], "\r\x1b[Kepoch 2/2 [====================]")
+        self.assertEqual(final_lines[1:], ["summary line", ""])
+
+    def test_the_bar_fits_the_terminal(self):
+        with mock.patch.dict(os.environ, {"COLUMNS": "60"}):
+            output = self._drive(TTYStringIO())
+        bars = [chunk.split("\n")[0] for chunk in output.split("\r\x1b[K")]
+        self.assertLess(max(len(bar) for bar in bars), 60)
+        self.assertNotIn("rs_loss", output)
+
+    def test_pipes_and_quiet_get_plain_lines(self):
+        expected = "epoch line 1\nepoch line 2\nsummary line\n"
+        self.assertEqual(self._drive(io.StringIO()), expected)
+        self.assertEqual(self._drive(TTYStringIO(), quiet=True), expected)
+
+
+if __name__ == "__main__":
+    tf.test.main()
