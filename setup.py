@@ -32,7 +32,11 @@ setuptools.setup(
     entry_points={
         "console_scripts": [
             "mkr-train=mkr_tf.train:run",
+            "mkr-evaluate=mkr_tf.evaluate:run",
+            "mkr-plot=mkr_tf.plot:run",
             "mkr-prep=data_prep.__main__:run",
+            "mkr-export=mkr_tf.export:run",
+            "mkr-recommend=mkr_tf.recommend:run",
         ],
     },
     license="Apache-2.0",

@@ -3,7 +3,8 @@
 The processed format is what the trainer reads: a directory holding
     ratings_final.txt   user<TAB>item<TAB>label     (label 1 = positive, 0 = sampled negative)
     kg_final.txt        head<TAB>relation<TAB>tail
-    meta.json           counts, seed, input checksums and warning counts
+    meta.json           counts, seed, input checksums, warning counts and the raw item and
+                        entity id of every item
 where entity i is item i for every item i.
 
 Sources: the MKR paper's three datasets (MovieLens-1M, Book-Crossing, Last.FM, each with the

@@ -5,6 +5,11 @@ The output of a run is determined by its inputs, so it lives under a key derived
 with key = sha256 of the input files' sha256s, the seed, the rating threshold and
 FORMAT_VERSION. A directory is complete once it exists: it is written in a staging directory
 beside it and renamed into place.
+
+meta.json also maps item indices back to the raw data: `items` holds `item_id` and `entity_id`,
+lists whose i-th entries are the raw item id and the raw KG entity id of item i (the kept lines
+of item_index2entity_id.txt, or the kept links of a RecBole .link file, in order). It lives in
+meta.json, not in a file of its own, so the processed format stays those three files.
 """
 
 import datetime
@@ -27,7 +32,7 @@ from data_prep import recbole
 
 RAW_DATASETS = ("movie", "book", "music")
 # Part of the cache key: bump it whenever the same inputs would now give different output.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 RATINGS_FILE = "ratings_final.txt"
 KG_FILE = "kg_final.txt"
 META_FILE = "meta.json"
@@ -135,7 +140,8 @@ def prepare(dataset: str, data_dir: str | os.PathLike, cache_dir: str | os.PathL
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         inputs={path.name: dict(path=str(path), sha256=digests[path.name])
                 for path in inputs.values()},
-        statistics=statistics, warnings=warnings)
+        statistics=statistics, warnings=warnings,
+        items=dict(item_id=parts["item_ids"].tolist(), entity_id=parts["item_entities"].tolist()))
     _publish(output, ratings.table, kg.triples, meta)
     log(f"{label}: wrote {output}")
     return output
@@ -164,8 +170,8 @@ def _read_paper_dataset(dataset: str, inputs: dict[str, pathlib.Path], threshold
     users, rated_items, ratings = raw.read_ratings(dataset, inputs[layout.file_name])
     heads, relations, tails = raw.read_kg(inputs[raw.KG_FILE])
     return dict(users=users, items=pd.Index(map_items).get_indexer(rated_items),
-                ratings=ratings, threshold=threshold, item_entities=item_entities,
-                heads=heads, relations=relations, tails=tails)
+                ratings=ratings, threshold=threshold, item_ids=map_items,
+                item_entities=item_entities, heads=heads, relations=relations, tails=tails)
 
 
 def _log_warnings(label, warnings, ratings, kg, rating_source, items_source, kg_source, log):

@@ -53,8 +53,9 @@ def read(files: dict[str, pathlib.Path], rating_threshold: float | None, log) ->
 
     Returns:
         A dict with users (raw tokens), items (item index per interaction, -1 when unlinked),
-        ratings (float64), threshold, item_entities, heads, relations, tails and the warning
-        counts unlinked_items, unlinked_interactions and duplicate_links.
+        ratings (float64), threshold, item_ids and item_entities (the raw item and entity token
+        of each item), heads, relations, tails and the warning counts unlinked_items,
+        unlinked_interactions and duplicate_links.
     """
     link = raw.read_atomic(files["link"], {"item_id": True, "entity_id": True})
     link_items, link_entities = link["item_id"], link["entity_id"]
@@ -86,6 +87,6 @@ def read(files: dict[str, pathlib.Path], rating_threshold: float | None, log) ->
 
     kg = raw.read_atomic(files["kg"], {"head_id": True, "relation_id": True, "tail_id": True})
     return dict(users=inter["user_id"], items=items, ratings=ratings, threshold=threshold,
-                item_entities=item_entities, heads=kg["head_id"], relations=kg["relation_id"],
-                tails=kg["tail_id"], unlinked_items=unlinked_items,
+                item_ids=item_tokens, item_entities=item_entities, heads=kg["head_id"],
+                relations=kg["relation_id"], tails=kg["tail_id"], unlinked_items=unlinked_items,
                 unlinked_interactions=int(unlinked.sum()), duplicate_links=duplicate_links)

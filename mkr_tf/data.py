@@ -88,6 +88,8 @@ class MKRData:
     n_items: int
     n_entities: int
     n_relations: int
+    # (raw item id, raw entity id) of each item index, when data_prep made the files.
+    item_ids: list[tuple[str, str]] | None = None
 
     @property
     def n_interactions(self) -> int:
@@ -167,7 +169,13 @@ def load_processed(directory: os.PathLike, seed: int, log=logging.info) -> MKRDa
     directory = pathlib.Path(directory)
     ratings = read_int_table(directory / RATINGS_FILE, ("user", "item", "label"))
     kg = read_int_table(directory / KG_FILE, ("head", "relation", "tail"))
-    return build_dataset(ratings, kg, seed, source=str(directory), log=log)
+    loaded = build_dataset(ratings, kg, seed, source=str(directory), log=log)
+    if (directory / data_prep.pipeline.META_FILE).is_file():
+        items = data_prep.read_meta(directory).get("items")
+        if items:
+            # Items listed after the last rated one are not in the model's item table.
+            loaded.item_ids = list(zip(items["item_id"], items["entity_id"]))[:loaded.n_items]
+    return loaded
 
 
 def write_processed(directory: os.PathLike, ratings: np.ndarray, kg: np.ndarray) -> None:

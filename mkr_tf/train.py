@@ -19,6 +19,7 @@ from absl import logging
 
 from mkr_tf import config as mkr_config
 from mkr_tf import data as mkr_data
+from mkr_tf import export
 from mkr_tf import summaries
 from mkr_tf import trainer
 
@@ -62,6 +63,10 @@ flags.DEFINE_integer("patience", None,
 flags.DEFINE_boolean("resume", False,
                      "Continue the killed run in --run_dir from its last checkpoint (a run folder "
                      "with a checkpoint is resumed anyway; this flag insists on one).")
+flags.DEFINE_boolean("export", True,
+                     "Export the best-eval model as a SavedModel for TF Serving when training ends.")
+flags.DEFINE_string("export_dir", None,
+                    "Where the export's versions go. Default: saved_models/<dataset>.")
 flags.DEFINE_string("logdir", None, "TensorBoard logs. Default: <run_dir>/logs.")
 flags.DEFINE_boolean("quiet", False,
                      "No progress bar: one plain line per epoch, as when stdout is not a terminal.")
@@ -122,6 +127,9 @@ def main(argv):
                                    "cache_dir": os.path.abspath(cache_dir),
                                    "prepare_options": prepare_options},
                       patience=FLAGS.patience, require_checkpoint=FLAGS.resume)
+        if FLAGS.export:
+            export.export_run(run_dir, FLAGS.export_dir or os.path.join("saved_models", FLAGS.dataset),
+                              log=log_line)
     except (ValueError, OSError, RuntimeError) as error:
         if FLAGS.verbose:
             raise

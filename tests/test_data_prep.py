@@ -495,3 +495,29 @@ class TestSharedMusic:
         assert kg[:, 0].max() < 3_846 and kg.max() < 9_366
         assert json.loads((output / "meta.json").read_text())["warnings"][
             "users_short_of_negatives"] == 0
+
+
+class TestItemMap:
+    """meta.json's `items`: the raw item and entity id of each item index, for serving."""
+
+    def test_paper_dataset_lists_the_item_map_in_line_order(self, tmp_path):
+        output, _ = prepare("movie", write_movie(tmp_path / "data"), tmp_path / "cache")
+        assert data_prep.read_meta(output)["items"] == dict(
+            item_id=[10, 20, 30, 40, 50], entity_id=["e10", "e20", "e30", "e40", "e50"])
+
+    def test_string_item_ids_stay_strings(self, tmp_path):
+        data_dir = tmp_path / "data"
+        write(data_dir / "book" / "BX-Book-Ratings.csv",
+              '"User-ID";"ISBN";"Book-Rating"\n"1";"034545104X";"0"\n"2";"0155061224";"5"\n')
+        write(data_dir / "book" / "item_index2entity_id.txt", "034545104X\t0\n0155061224\t1\n")
+        write(data_dir / "book" / "kg.txt", "0\tbook.author\t7\n")
+        output, _ = prepare("book", data_dir, tmp_path / "cache")
+        assert data_prep.read_meta(output)["items"] == dict(
+            item_id=["034545104X", "0155061224"], entity_id=["0", "1"])
+
+    def test_recbole_lists_the_kept_links(self, tmp_path):
+        link = TestRecBole.LINK + "i1\tm.9\ni5\tm.1\n"  # both repeat a link: not items
+        path = TestRecBole().write(tmp_path / "recbole", link=link)
+        output, _ = prepare("recbole", tmp_path, tmp_path / "cache", recbole_path=str(path))
+        assert data_prep.read_meta(output)["items"] == dict(
+            item_id=["i1", "i2", "i3", "i4"], entity_id=["m.1", "m.2", "m.3", "m.4"])

@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -15,9 +16,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args, env=None):
+    """Runs the training CLI in a fresh working folder, so default outputs stay out of the repo."""
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), **(env or {}))
     return subprocess.run([sys.executable, "-m", "mkr_tf.train", *args], capture_output=True,
-                          text=True, env=environment, cwd=REPO, timeout=300, check=False)
+                          text=True, env=environment, cwd=tempfile.mkdtemp(), timeout=300,
+                          check=False)
 
 
 class TrainCommandTest(tf.test.TestCase):
@@ -30,7 +33,8 @@ class TrainCommandTest(tf.test.TestCase):
         np.savetxt(root / "data" / "tiny" / "kg_final.txt", kg, fmt="%d", delimiter=" ")
         run_dir = root / "run"
         result = run_cli("--dataset=tiny", f"--run_dir={run_dir}", "--n_epochs=3", "--batch_size=32",
-                         "--lr_rs=0.01", "--seed=2", env={"MKR_DATA_DIR": str(root / "data")})
+                         "--lr_rs=0.01", "--seed=2", f"--export_dir={root / 'exported'}",
+                         env={"MKR_DATA_DIR": str(root / "data")})
         self.assertEqual(result.returncode, 0, result.stderr)
         epoch_lines = [l for l in result.stdout.splitlines() if l.startswith("epoch")]
         self.assertLen(epoch_lines, 3)
@@ -42,6 +46,8 @@ class TrainCommandTest(tf.test.TestCase):
         self.assertEqual(results["config"]["n_epochs"], 3)
         self.assertEqual(results["config"]["lr_rs"], 0.01)
         self.assertEqual(results["config"]["dim"], 8)  # untouched flags keep their defaults
+        self.assertTrue((root / "exported" / "1" / "saved_model.pb").is_file())
+        self.assertTrue((run_dir / "logs").is_dir())
 
     def test_paper_settings_are_the_defaults_and_flags_override_them(self):
         # Imported here: defining the flags in this process is harmless but not needed elsewhere.

@@ -1,0 +1,267 @@
+r"""Exports a trained MKR model as a SavedModel for TF Serving.
+
+  python -m mkr_tf.export --run_dir=runs/music/20250101-120000 [--export_dir=saved_models/music]
+
+Exports go to `<export_dir>/<version>/`, TF Serving's layout, each one taking the highest version
+there plus one. The SavedModel has three signatures (docs/serving.md gives the details):
+
+  serving_default  user_id [N] int64, item_id [N] int64    -> probability [N] float32
+  recommend        user_id [N] int64, k [] int32             -> item_ids [N, k] int64,
+                                                                scores [N, k] float32
+  kg_score         head, relation, tail [N] int64           -> score [N] float32
+
+It carries all it needs: the weights the signatures read, every item's vector after the
+cross&compress units, each user's training interactions (which `recommend` leaves out), the
+table sizes and, when the run's data came through data_prep, the raw item and entity id of
+every item (assets/item_ids.tsv).
+"""
+
+import errno
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+import uuid
+from typing import Callable, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from mkr_tf import data as mkr_data
+from mkr_tf import runs
+from mkr_tf.model import MKR
+
+RECOMMEND_SIGNATURE = "recommend"
+KG_SCORE_SIGNATURE = "kg_score"
+SIGNATURES = ("serving_default", RECOMMEND_SIGNATURE, KG_SCORE_SIGNATURE)
+ITEM_IDS_ASSET = "item_ids.tsv"
+ITEM_IDS_COLUMNS = ("item", "item_id", "entity_id")
+_STAGING_PREFIX = ".tmp-"
+# How many out-of-range ids an error message lists.
+_SHOWN_BAD_IDS = 10
+
+FLAGS = flags.FLAGS
+
+
+def versions(export_base: str | os.PathLike) -> list[int]:
+    """The versions under `export_base`, ascending: its integer-named folders, as TF Serving
+    sees them."""
+    export_base = pathlib.Path(export_base)
+    if not export_base.is_dir():
+        return []
+    return sorted(int(path.name) for path in export_base.iterdir()
+                  if path.is_dir() and path.name.isdigit())
+
+
+def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathLike, *,
+                 item_ids: Sequence[tuple[object, object]] | None = None,
+                 log: Callable[[str], None] = print) -> pathlib.Path:
+    """Writes `model` as the next version under `export_base`, whole or not at all.
+
+    Args:
+        model: the MKR model to serve.
+        data: the data it was trained on; `recommend` leaves out each user's train interactions.
+        export_base: the model's folder in TF Serving's layout, e.g. saved_models/music.
+        item_ids: the raw (item id, entity id) of each item index, in index order, or None
+            when unknown; it becomes assets/item_ids.tsv.
+        log: callable taking one message string.
+
+    Returns:
+        The new version's folder, `<export_base>/<version>`.
+    """
+    if item_ids is not None and len(item_ids) != model.n_items:
+        raise ValueError(f"item_ids lists {len(item_ids)} items, the model has {model.n_items}")
+    export_base = pathlib.Path(export_base)
+    export_base.mkdir(parents=True, exist_ok=True)
+    # TF Serving only loads integer-named folders, so it never sees the staging folder; being
+    # inside export_base keeps the final rename on one file system, hence atomic.
+    staging = export_base / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
+    try:
+        with tempfile.TemporaryDirectory() as asset_dir:
+            item_ids_path = None
+            if item_ids is not None:
+                item_ids_path = pathlib.Path(asset_dir) / ITEM_IDS_ASSET
+                _write_item_ids(item_ids_path, item_ids)
+            module, signatures = _serving_module(model, data.train, item_ids_path)
+            tf.saved_model.save(module, str(staging), signatures=signatures)
+        version_dir = _publish(staging, export_base)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log(f"exported {version_dir} (signatures {', '.join(SIGNATURES)})")
+    return version_dir
+
+
+def export_run(run_dir: str | os.PathLike, export_base: str | os.PathLike,
+               log: Callable[[str], None] = print) -> pathlib.Path:
+    """Exports the best-eval model of a finished `mkr_tf.train` run; see `export_model`."""
+    return _export_loaded_run(runs.load_run(run_dir), export_base, log)
+
+
+def _export_loaded_run(run: runs.Run, export_base: str | os.PathLike,
+                       log: Callable[[str], None]) -> pathlib.Path:
+    return export_model(run.model, run.data, export_base, item_ids=run.data.item_ids, log=log)
+
+
+def _write_item_ids(path: pathlib.Path, item_ids: Sequence[tuple[object, object]]) -> None:
+    lines = ["\t".join(ITEM_IDS_COLUMNS)]
+    lines += [f"{index}\t{item_id}\t{entity_id}"
+              for index, (item_id, entity_id) in enumerate(item_ids)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _publish(staging: pathlib.Path, export_base: pathlib.Path) -> pathlib.Path:
+    """Renames `staging` to the next version, taking the one after if a concurrent export won."""
+    while True:
+        version_dir = export_base / str(max(versions(export_base), default=0) + 1)
+        try:
+            os.rename(staging, version_dir)
+            return version_dir
+        except OSError as error:
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+
+
+def _interaction_table(ratings: np.ndarray, n_users: int,
+                       n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's distinct items in `ratings`, as CSR: row_splits [n_users + 1], items (int32)."""
+    keys = np.unique(ratings[:, 0] * n_items + ratings[:, 1])
+    row_splits = np.zeros(n_users + 1, np.int64)
+    np.cumsum(np.bincount(keys // n_items, minlength=n_users), out=row_splits[1:])
+    return row_splits, (keys % n_items).astype(np.int32)
+
+
+def _checked_ids(ids: tf.Tensor, size: int, name: str) -> tf.Tensor:
+    """`ids`, once an assert that each lies in [0, size) has passed.
+
+    An out-of-range id must fail the request with a message naming it (TF Serving answers
+    InvalidArgument with HTTP 400): tf.gather's own error on CPU names no input, and on GPU
+    it silently gathers zeros.
+    """
+    in_range = tf.logical_and(ids >= 0, ids < size)
+    check = tf.debugging.Assert(
+        tf.reduce_all(in_range),
+        [f"{name} out of range: valid ids are 0 to {size - 1}; got",
+         tf.boolean_mask(ids, tf.logical_not(in_range))],
+        summarize=_SHOWN_BAD_IDS)
+    with tf.control_dependencies([check]):
+        return tf.identity(ids)
+
+
+def _checked_k(k: tf.Tensor, n_items: int) -> tf.Tensor:
+    check = tf.debugging.Assert(
+        tf.logical_and(k >= 1, k <= n_items),
+        [f"k out of range: it must be 1 to {n_items}, the number of items; got", k])
+    with tf.control_dependencies([check]):
+        return tf.identity(k)
+
+
+def _serving_module(model: MKR, train_ratings: np.ndarray,
+                    item_ids_path: pathlib.Path | None) -> tuple[tf.Module, dict]:
+    """The object to save and its signatures, which call `model`'s own forward pass.
+
+    The module tracks the model's layers, not the model: that saves their weights but not the
+    optimizers' slots, which would triple the export. The functions capture the model itself.
+    """
+    n_users, n_items = model.n_users, model.n_items
+    module = tf.Module(name="mkr_serving")
+    module.layers = list(model.layers)
+    # Table sizes, for clients that check ids before sending them (mkr_tf.recommend does).
+    for name in ("n_users", "n_items", "n_entities", "n_relations"):
+        setattr(module, name, tf.Variable(getattr(model, name), dtype=tf.int64, trainable=False,
+                                          name=name))
+    # An item's vector v does not depend on the user, so the catalogue's tower is run once, here.
+    item_vectors, _ = model.item_and_head_vectors(tf.range(n_items, dtype=tf.int64))
+    module.item_vectors = tf.Variable(item_vectors, trainable=False, name="item_vectors")
+    row_splits, seen_items = _interaction_table(train_ratings, n_users, n_items)
+    module.train_row_splits = tf.Variable(row_splits, trainable=False, name="train_row_splits")
+    module.train_items = tf.Variable(seen_items, trainable=False, name="train_items")
+    if item_ids_path is not None:
+        module.item_ids_tsv = tf.saved_model.Asset(str(item_ids_path))
+
+    def ids(name):
+        return tf.TensorSpec([None], tf.int64, name=name)
+
+    @tf.function(input_signature=[ids("user_id"), ids("item_id")])
+    def predict(user_id, item_id):
+        user_id = _checked_ids(user_id, n_users, "user_id")
+        item_id = _checked_ids(item_id, n_items, "item_id")
+        return {"probability": model({"user": user_id, "item": item_id})}
+
+    def catalogue_logits(user_vectors):
+        """[N, n_items] RS logits of each user against every item."""
+        if model.use_inner_product:
+            return tf.matmul(user_vectors, module.item_vectors, transpose_b=True)
+        # The MLP head scores pairs, so each user's row goes through it as one batch of n_items.
+        return tf.map_fn(
+            lambda user: model.rs_logits(
+                tf.broadcast_to(user, tf.shape(module.item_vectors)), module.item_vectors),
+            user_vectors)
+
+    @tf.function(input_signature=[ids("user_id"), tf.TensorSpec([], tf.int32, name="k")])
+    def recommend(user_id, k):
+        user_id = _checked_ids(user_id, n_users, "user_id")
+        k = _checked_k(k, n_items)
+        logits = catalogue_logits(model.user_vectors(user_id))
+        seen = tf.gather(tf.RaggedTensor.from_row_splits(
+            module.train_items, module.train_row_splits, validate=False), user_id)
+        seen_positions = tf.stack(
+            [seen.value_rowids(), tf.cast(seen.flat_values, tf.int64)], axis=1)
+        logits = tf.tensor_scatter_nd_update(
+            logits, seen_positions, tf.fill(tf.shape(seen.flat_values), -np.inf))
+        top_logits, top_items = tf.math.top_k(logits, k)
+        # A user who has seen all but fewer than k items gets -1 (score 0) in the spare places.
+        found = top_logits > -np.inf
+        return {"item_ids": tf.where(found, tf.cast(top_items, tf.int64), -1),
+                "scores": tf.where(found, tf.sigmoid(top_logits), 0.0)}
+
+    @tf.function(input_signature=[ids("head"), ids("relation"), ids("tail")])
+    def kg_score(head, relation, tail):
+        # Heads go through the item's cross&compress units, so they must be items.
+        head = _checked_ids(head, n_items, "head")
+        relation = _checked_ids(relation, model.n_relations, "relation")
+        tail = _checked_ids(tail, model.n_entities, "tail")
+        return {"score": model.kge_score(head, relation, tail)}
+
+    return module, {"serving_default": predict, RECOMMEND_SIGNATURE: recommend,
+                    KG_SCORE_SIGNATURE: kg_score}
+
+
+def _define_flags() -> None:
+    # Defined on demand rather than at import: mkr_tf.train imports this module for export_run
+    # and has --run_dir and --verbose flags of its own.
+    flags.DEFINE_string("run_dir", None, "A finished mkr_tf.train run folder.", required=True)
+    flags.DEFINE_string("export_dir", None,
+                        "The model's folder; the export becomes its next version. Default: "
+                        "saved_models/<the run's dataset>.")
+    flags.DEFINE_boolean("verbose", False, "Show tracebacks of errors.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS["verbosity"].present:
+        # The SavedModel writer logs each step at INFO, which would bury the one line that matters.
+        logging.set_verbosity(logging.WARNING)
+    try:
+        run = runs.load_run(FLAGS.run_dir)
+        export_base = FLAGS.export_dir or os.path.join("saved_models", run.results["dataset"])
+        _export_loaded_run(run, export_base, print)
+    except (ValueError, OSError) as error:
+        if FLAGS.verbose:
+            raise
+        print(f"mkr_tf.export: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run():
+    """Console-script entry point."""
+    _define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
