@@ -35,6 +35,7 @@ setuptools.setup(
             "mkr-evaluate=mkr_tf.evaluate:run",
             "mkr-plot=mkr_tf.plot:run",
             "mkr-prep=data_prep.__main__:run",
+            "mkr-reproduce=mkr_tf.reproduce:run",
             "mkr-export=mkr_tf.export:run",
             "mkr-recommend=mkr_tf.recommend:run",
         ],

@@ -36,7 +36,7 @@ class PlotError(RuntimeError):
     """The run cannot be plotted: no matplotlib, or no readable results."""
 
 
-def _pyplot():
+def load_pyplot():
     try:
         import matplotlib  # pylint: disable=import-outside-toplevel
     except ImportError:
@@ -63,7 +63,7 @@ def _title(results: dict[str, Any]) -> str:
 
 def plot_learning_curves(results: dict[str, Any], path: pathlib.Path) -> None:
     """RS loss, KGE loss and AUC of every split against the epoch; the best epoch marked."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     history = results["history"]
     epochs = [record["epoch"] for record in history]
     figure, (rs_axes, kge_axes, auc_axes) = pyplot.subplots(1, 3, figsize=(15, 4.2))
@@ -97,7 +97,7 @@ def plot_learning_curves(results: dict[str, Any], path: pathlib.Path) -> None:
 def plot_topk(results: dict[str, Any], topk: dict[str, float], path: pathlib.Path,
               split: str = "test") -> None:
     """Each top-K metric against K, from figures keyed `<metric>@<K>`."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     curves: dict[str, list[tuple[int, float]]] = {}
     for key, value in topk.items():
         name, k = re.fullmatch(r"(\w+)@(\d+)", key).groups()
