@@ -25,12 +25,12 @@ from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SERVING_DOC = REPO / "docs" / "serving.md"
+SERVING_DOC = REPO / "README.md"
 K = 4
 
 
 def documented_examples() -> list[tuple[dict, dict]]:
-    """The (request, response) JSON bodies of the curl examples in docs/serving.md."""
+    """The (request, response) JSON bodies of the curl examples in README.md."""
     pairs = re.findall(r"-d '(\{.*?\})'\n```\s*```json\n(.*?)\n```", SERVING_DOC.read_text(), re.S)
     return [(json.loads(request), json.loads(response)) for request, response in pairs]
 
