@@ -45,10 +45,10 @@ def main(argv):
             acc = np.array([r["test_acc"] for r in results])
             seconds = np.mean([r["train_seconds"] for r in results])
             paper_auc, paper_acc = PAPER_RESULTS.get(name, (float("nan"), float("nan")))
-            rows.append(f"| {name} | {optimizer} | {auc.mean():.4f} ± {auc.std():.4f} | "
-                        f"{acc.mean():.4f} ± {acc.std():.4f} | {paper_auc} / {paper_acc} | "
+            rows.append(f"| {name} | {optimizer} | {auc.mean():.4f} ± {auc.std(ddof=1):.4f} | "
+                        f"{acc.mean():.4f} ± {acc.std(ddof=1):.4f} | {paper_auc} / {paper_acc} | "
                         f"{seconds:.1f} |")
-    print(f"\nseeds {','.join(FLAGS.seeds)}; test figures at the best-eval epoch (mean ± std)")
+    print(f"\nseeds {','.join(FLAGS.seeds)}; test figures at the best-eval epoch (mean ± sample std)")
     print("| dataset | optimizer | test AUC | test ACC | paper AUC / ACC | train s |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))

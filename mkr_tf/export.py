@@ -86,7 +86,10 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
             if item_ids is not None:
                 item_ids_path = pathlib.Path(asset_dir) / ITEM_IDS_ASSET
                 _write_item_ids(item_ids_path, item_ids)
-            module, signatures = _serving_module(model, data.train, item_ids_path)
+            # Sampled negatives are random never-rated items, not interactions: only positives
+            # are a user's history.
+            train_positives = data.train[data.train[:, 2] == 1]
+            module, signatures = _serving_module(model, train_positives, item_ids_path)
             tf.saved_model.save(module, str(staging), signatures=signatures)
         version_dir = _publish(staging, export_base)
     finally:

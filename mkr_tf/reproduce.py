@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import shutil
 import sys
 from typing import Any
@@ -45,7 +46,9 @@ class Variant:
 
 # The paper's ablations (Section 4.4) and the RS task alone.
 VARIANTS = (
-    Variant("MKR", {}, "the paper's settings"),
+    Variant("MKR", {}, "the paper's settings, with LazyAdam (this package's default)"),
+    Variant("MKR, dense Adam", {"optimizer": "adam"},
+            "the paper's settings with standard Adam, the optimizer of the authors' TF1 code"),
     Variant("MKR-1L", {"L": 1}, "one cross&compress unit (L = 1)"),
     Variant("MKR-DCN", {"cross_unit": "dcn"}, "DCN cross layers in place of cross&compress"),
     Variant("MKR-stitch", {"cross_unit": "stitch"}, "cross-stitch units: four scalars per unit"),
@@ -68,7 +71,12 @@ class Plan:
 
 
 def _slug(name: str) -> str:
-    return name.lower().replace(" ", "_").replace("/", "")
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _spread(values: np.ndarray) -> float:
+    """Sample standard deviation over seeds; 0 for a single seed."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
 class Reproduction:
@@ -110,7 +118,8 @@ class Reproduction:
             results = json.loads(results_path.read_text())
             if results["config"] == config.to_dict() and "test_topk" in results:
                 return results
-        if run_dir.exists():
+        # A finished run of other settings, or --force, starts over; a killed run resumes.
+        if run_dir.exists() and (self.force or results_path.is_file()):
             shutil.rmtree(run_dir)
         seed, ratio = config.seed, config.train_ratio
         if (dataset, seed) not in self._data:
@@ -120,8 +129,10 @@ class Reproduction:
                  + (f" / ratio {ratio:.1f}" if ratio < 1 else ""))
         # Top-K only for the best weights, at the end: the report needs no per-epoch curves of it.
         topk = summaries.TopKCallback(every=config.n_epochs + 1)
-        return trainer.train(config, self._data[(dataset, seed)], run_dir, dataset, log=lambda _: None,
-                             callbacks=[topk])
+        data_source = {"data_dir": os.path.abspath(self.data_dir),
+                       "cache_dir": os.path.abspath(self.cache_dir), "prepare_options": {}}
+        return trainer.train(config, self._data[(dataset, seed)], run_dir, dataset,
+                             log=lambda _: None, callbacks=[topk], data_source=data_source)
 
     def run_all(self) -> dict[str, Any]:
         main = {(dataset, variant.name): [self.results(dataset, variant, seed)
@@ -145,7 +156,7 @@ class Reproduction:
             f"{os.cpu_count()} CPU cores ({platform.machine()}, Python {platform.python_version()}). "
             f"Seeds {', '.join(map(str, self.plan.seeds))}. Each figure is the test split's at the "
             f"epoch with the best eval AUC (selection never looks at the test split); ± is the "
-            f"standard deviation over seeds.",
+            f"sample standard deviation over seeds.",
             self._ctr_section(runs["main"]),
             self._topk_section(runs["main"]),
             self._plots_section(runs["main"]),
@@ -169,8 +180,8 @@ class Reproduction:
             paper = PAPER_RESULTS.get(dataset) if name == "MKR" else None
             paper_cells = (f"{paper[0]:.3f} | {paper[1]:.3f} | {auc.mean() - paper[0]:+.4f} | "
                            f"{acc.mean() - paper[1]:+.4f}") if paper else "— | — | — | —"
-            lines.append(f"| {dataset} | {name} | {auc.mean():.4f} ± {auc.std():.4f} | "
-                         f"{acc.mean():.4f} ± {acc.std():.4f} | {paper_cells} |")
+            lines.append(f"| {dataset} | {name} | {auc.mean():.4f} ± {_spread(auc):.4f} | "
+                         f"{acc.mean():.4f} ± {_spread(acc):.4f} | {paper_cells} |")
         lines += ["", "Variants: " + "; ".join(f"**{v.name}**: {v.description}"
                                                for v in self.plan.variants) + ". "
                   "Paper figures are given for MKR only. Where a variant's settings equal MKR's "
@@ -218,7 +229,7 @@ class Reproduction:
             for name in SPARSITY_VARIANTS:
                 aucs = np.array([r["test_auc"] for r in sparsity[(name, ratio)]])
                 means.append(aucs.mean())
-                curves.setdefault(name, []).append((ratio, aucs.mean(), aucs.std()))
+                curves.setdefault(name, []).append((ratio, aucs.mean(), _spread(aucs)))
             lines.append(f"| {ratio:.1f} | " + " | ".join(
                 f"{mean:.4f} ± {std:.4f}" for (_, mean, std) in
                 (curves[name][-1] for name in SPARSITY_VARIANTS)) + f" | {means[0] - means[1]:+.4f} |")

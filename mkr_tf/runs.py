@@ -22,7 +22,8 @@ class Run:
 
 
 def load_run(run_dir: os.PathLike, log=lambda _: None) -> Run:
-    """Rebuilds the run's data split (same dataset, options and seed) and its best-eval model."""
+    """Rebuilds the run's data split (same dataset, options, seed and train ratio) and its
+    best-eval model."""
     run_dir = pathlib.Path(run_dir)
     results_path = run_dir / trainer.RESULTS_FILE
     weights_path = run_dir / trainer.BEST_WEIGHTS_FILE
@@ -32,8 +33,9 @@ def load_run(run_dir: os.PathLike, log=lambda _: None) -> Run:
     results = json.loads(results_path.read_text())
     config = MKRConfig(**results["config"])
     source = results["data_source"]
-    data = mkr_data.load_dataset(results["dataset"], source["data_dir"], source["cache_dir"],
-                                 config.seed, log=log, **source.get("prepare_options", {}))
+    data = mkr_data.load_dataset(
+        results["dataset"], source.get("data_dir", ""), source.get("cache_dir", ""), config.seed,
+        log=log, **source.get("prepare_options", {})).with_train_ratio(config.train_ratio, config.seed)
     model = trainer.build_model(config, data)
     model.load_weights(weights_path)
     return Run(run_dir, results, config, data, model)

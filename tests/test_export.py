@@ -79,7 +79,9 @@ def small_model(data: mkr_data.MKRData, use_inner_product: bool = True):
 
 def train_history(data: mkr_data.MKRData) -> list[set[int]]:
     history = [set() for _ in range(data.n_users)]
-    for user, item, _ in data.train:
+    for user, item, label in data.train:
+        if not label:
+            continue
         history[user].add(int(item))
     return history
 

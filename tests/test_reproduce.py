@@ -23,13 +23,13 @@ class ReproduceTest(tf.test.TestCase):
         out = pathlib.Path(self.create_tempdir().full_path)
         first = run_reproduce(f"--out={out}")
         self.assertEqual(first.returncode, 0, first.stderr)
-        # MKR-1L equals MKR on synthetic data (L = 1 already): trained once.
-        self.assertEqual(first.stdout.count("training synthetic"), 4 + 2, first.stdout)
+        # MKR-1L equals MKR on synthetic data (L = 1 already): trained once; 5 distinct variants.
+        self.assertEqual(first.stdout.count("training synthetic"), 5 + 2, first.stdout)
         report = (out / "results.md").read_text()
         for heading in ("## CTR prediction", "## Top-K recommendation", "## Sparsity",
                         "## Wall time per run", "## Commands and versions"):
             self.assertIn(heading, report)
-        for variant in ("| MKR |", "| MKR-1L |", "| MKR-DCN |", "| MKR-stitch |", "| MKR w/o KGE |"):
+        for variant in ("| MKR |", "| MKR, dense Adam |", "| MKR-1L |", "| MKR-DCN |", "| MKR-stitch |", "| MKR w/o KGE |"):
             self.assertIn(variant, report)
         for png in ("synthetic_learning_curves.png", "synthetic_topk.png", "synthetic_sparsity.png"):
             self.assertGreater((out / png).stat().st_size, 1000, png)
