@@ -54,13 +54,44 @@ class MKRTest(tf.test.TestCase):
             self.assertAllEqual(value, _value(model, path), msg=path)
         self.assertNotAllEqual(relations_before, model.relation_embedding.embeddings.numpy())
 
-    def test_task_variables_partition_the_model(self):
+    def test_each_task_trains_the_layers_its_loss_depends_on(self):
         model = _model(use_inner_product=False)
-        rs = {v.path for v in model.rs_variables}
-        kge = {v.path for v in model.kge_variables}
-        shared = {v.path for layer in model._shared_layers for v in layer.trainable_variables}
-        self.assertEqual(rs & kge, shared)
-        self.assertEqual(rs | kge, {v.path for v in model.trainable_variables})
+
+        def owners(variables):
+            ids = {id(v) for v in variables}
+            return {layer.name for layer in model.layers
+                    if any(id(v) in ids for v in layer.trainable_variables)}
+
+        shared = {"item_embedding", "entity_embedding", "cross_compress_0", "cross_compress_1"}
+        self.assertEqual(owners(model.rs_variables),
+                         shared | {"user_embedding", "user_tower", "rs_head"})
+        self.assertEqual(owners(model.kge_variables),
+                         shared | {"relation_embedding", "tail_tower", "kge_head"})
+        self.assertEqual(len(model.rs_variables) + len(model.kge_variables),
+                         len(model.trainable_variables) + sum(
+                             len(model.get_layer(name).trainable_variables) for name in shared))
+
+    def test_l2_terms_are_the_papers(self):
+        # λ·L2 with L2 = ½ Σ x² over the batch's low-layer outputs and the task's kernels (no biases).
+        model = _model(use_inner_product=False)
+        half_square = lambda tensors: 0.5 * sum(float(tf.reduce_sum(tf.square(t))) for t in tensors)
+        cross_kernels = [w for unit in (model.get_layer("cross_compress_0"), model.get_layer("cross_compress_1"))
+                         for w in (unit.w_vv, unit.w_ev, unit.w_ve, unit.w_ee)]
+        dense_kernels = lambda tower: [layer.kernel for layer in tower.dense_layers]
+
+        u = model.user_vectors(RS_BATCH["user"])
+        v, _ = model.item_and_head_vectors(RS_BATCH["item"])
+        expected_rs = half_square([u, v] + dense_kernels(model.user_tower) + cross_kernels
+                                  + dense_kernels(model.rs_head))
+        self.assertAllClose(model.rec_step(RS_BATCH)["rs_l2_loss"], expected_rs, rtol=1e-5)
+
+        h, t, _ = model.kge_outputs(KG_BATCH["head"], KG_BATCH["relation"], KG_BATCH["tail"])
+        expected_kge = half_square([h, t] + dense_kernels(model.tail_tower) + cross_kernels
+                                   + dense_kernels(model.kge_head))
+        score = model.kge_score(KG_BATCH["head"], KG_BATCH["relation"], KG_BATCH["tail"])
+        losses = model.kg_step(KG_BATCH)
+        self.assertAllClose(losses["kge_loss"],
+                            -float(tf.reduce_mean(score)) + model.l2_weight * expected_kge, rtol=1e-5)
 
     def test_steps_return_finite_losses_and_reduce_them(self):
         model = _model(lr_rs=0.05, lr_kge=0.05)
