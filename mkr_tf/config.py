@@ -13,10 +13,12 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
                                     lr_rs=1e-3, lr_kge=2e-4, kge_interval=2),
 }
 
-# Settings for the embedded synthetic data, chosen on its eval split.
+# Settings for the embedded synthetic data, chosen by MKR's eval AUC over split seeds 0-2. The KGE
+# task runs every epoch with a learning rate well above the RS one, so that it groups items by genre
+# before the RS task memorises the sparse ratings (lr_kge=0.2 overshoots).
 SYNTHETIC_SETTINGS: dict[str, Any] = dict(
-        n_epochs=20, dim=8, L=1, H=1, batch_size=256, l2_weight=1e-6,
-        lr_rs=2e-3, lr_kge=1e-3, kge_interval=1)
+        n_epochs=30, dim=8, L=1, H=1, batch_size=4096, l2_weight=1e-6,
+        lr_rs=3e-3, lr_kge=0.1, kge_interval=1)
 
 OPTIMIZERS = ("lazy_adam", "adam")
 CROSS_UNITS = ("cross_compress", "dcn", "stitch")
