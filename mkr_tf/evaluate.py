@@ -12,13 +12,12 @@ RUN/evaluation.json, where `mkr_tf.plot` finds them. Examples:
 import json
 import os
 import pathlib
-import sys
 import time
 from typing import Any, Sequence
 
-from absl import app
 from absl import flags
 
+from mkr_tf import cli
 from mkr_tf import metrics
 from mkr_tf import runs
 from mkr_tf import trainer
@@ -95,28 +94,19 @@ def _define_flags() -> None:
     flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        if not FLAGS.run_dir:
-            raise ValueError("--run_dir is required: the folder of a finished mkr_tf.train run")
-        ks = [int(k) for k in FLAGS.ks]
-        evaluation = evaluate_run(_load_run(FLAGS.run_dir), ks)
-        if FLAGS.save:
-            save(evaluation, FLAGS.run_dir)
-    except (ValueError, OSError, RuntimeError) as error:
-        if FLAGS.verbose:
-            raise
-        print(f"mkr_tf.evaluate: error: {error}", file=sys.stderr)
-        sys.exit(2)
+def _main():
+    if not FLAGS.run_dir:
+        raise ValueError("--run_dir is required: the folder of a finished mkr_tf.train run")
+    ks = [int(k) for k in FLAGS.ks]
+    evaluation = evaluate_run(_load_run(FLAGS.run_dir), ks)
+    if FLAGS.save:
+        save(evaluation, FLAGS.run_dir)
     print(json.dumps(evaluation, indent=2) if FLAGS.json else format_tables(evaluation))
 
 
 def run():
     """Console-script entry point."""
-    _define_flags()
-    app.run(main)
+    cli.run("mkr_tf.evaluate", _main, _define_flags)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ not load TensorFlow.
 import json
 import pathlib
 import re
-import sys
 from typing import Any
 
-from absl import app
 from absl import flags
+
+from mkr_tf import cli
 
 # trainer.RESULTS_FILE and evaluate.EVALUATION_FILE; importing those would load TensorFlow.
 RESULTS_FILE = "results.json"
@@ -144,16 +144,10 @@ def _define_flags() -> None:
     flags.DEFINE_string("output_dir", None, "Where the PNGs go. Default: --run_dir.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        if not FLAGS.run_dir:
-            raise PlotError("--run_dir is required: the folder of a finished mkr_tf.train run")
-        written = plot_run(FLAGS.run_dir, FLAGS.output_dir)
-    except PlotError as error:
-        print(f"mkr_tf.plot: error: {error}", file=sys.stderr)
-        sys.exit(2)
+def _main():
+    if not FLAGS.run_dir:
+        raise PlotError("--run_dir is required: the folder of a finished mkr_tf.train run")
+    written = plot_run(FLAGS.run_dir, FLAGS.output_dir)
     for path in written:
         print(path)
     if len(written) == 1:
@@ -163,8 +157,7 @@ def main(argv):
 
 def run():
     """Console-script entry point."""
-    _define_flags()
-    app.run(main)
+    cli.run("mkr_tf.plot", _main, _define_flags, user_errors=(PlotError,))
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ that map (assets/item_ids.tsv, written for data prepared by data_prep), else as 
 import dataclasses
 import os
 import pathlib
-import sys
 from typing import Any
 
-from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import cli
 from mkr_tf import export
 
 FLAGS = flags.FLAGS
@@ -129,22 +128,15 @@ def _define_flags() -> None:
     flags.DEFINE_integer("version", None, "Version to load. Default: the newest.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        users = _parse_users(FLAGS.user)
-        recommender = load(FLAGS.model, FLAGS.version)
-        print(format_recommendations(recommender, users, FLAGS.k))
-    except (RecommendError, OSError) as error:
-        print(f"mkr_tf.recommend: error: {error}", file=sys.stderr)
-        sys.exit(2)
+def _main():
+    users = _parse_users(FLAGS.user)
+    recommender = load(FLAGS.model, FLAGS.version)
+    print(format_recommendations(recommender, users, FLAGS.k))
 
 
 def run():
     """Console-script entry point."""
-    _define_flags()
-    app.run(main)
+    cli.run("mkr_tf.recommend", _main, _define_flags, user_errors=(RecommendError, OSError))
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ import shutil
 import sys
 from typing import Any
 
-from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import cli
 from mkr_tf import data as mkr_data
 from mkr_tf import metrics
 from mkr_tf import plot
@@ -296,9 +296,7 @@ def _define_flags() -> None:
     flags.DEFINE_string("cache_dir", None, "Default: ~/.mkr_tf/cache.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+def _main():
     # Each run builds a new model, whose tf.functions TensorFlow then warns are "retracing".
     logging.set_verbosity(logging.ERROR)
     tf.get_logger().setLevel("ERROR")
@@ -313,18 +311,12 @@ def main(argv):
     reproduction = Reproduction(plan, FLAGS.out, data_dir, cache_dir, force=FLAGS.force,
                                 log=lambda line: print(line, flush=True))
     command = "python -m mkr_tf.reproduce " + " ".join(sys.argv[1:])
-    try:
-        report = reproduction.write_report(reproduction.run_all(), command)
-    except (ValueError, OSError, RuntimeError) as error:
-        print(f"mkr_tf.reproduce: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    print(f"wrote {report}")
+    print(f"wrote {reproduction.write_report(reproduction.run_all(), command)}")
 
 
 def run():
     """Console-script entry point."""
-    _define_flags()
-    app.run(main)
+    cli.run("mkr_tf.reproduce", _main, _define_flags)
 
 
 if __name__ == "__main__":
