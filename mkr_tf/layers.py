@@ -1,4 +1,6 @@
-"""Keras layers of MKR: the cross&compress unit and the dense towers."""
+"""Keras layers of MKR: cross&compress and its ablations, dense towers, shardable tables."""
+
+import functools
 
 import keras
 import tensorflow as tf
@@ -193,4 +195,77 @@ class DenseTower(keras.layers.Layer):
             units=self.units, n_layers=self.n_layers, final_units=self.final_units,
             final_activation=self.final_activation,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config
+
+
+def _glorot_uniform_rows(shape, dtype=tf.float32, partition_shape=None, partition_offset=None):
+    """Glorot-uniform values of rows `partition_offset[0]…` of a `shape` table, or of all of it.
+
+    ParameterServerStrategy calls an initial-value function that takes `partition_shape` once
+    per shard, on the shard's parameter server, so no process ever holds the whole table.
+    """
+    del partition_offset  # Independent draws: any rows' values are as good as any others'.
+    limit = (6.0 / (shape[0] + shape[1])) ** 0.5
+    return tf.random.uniform(partition_shape or shape, -limit, limit, dtype)
+
+
+@keras.saving.register_keras_serializable(package="mkr_tf")
+class Embedding(keras.layers.Layer):
+    """An embedding table that ParameterServerStrategy's variable partitioner can shard in rows.
+
+    Under that strategy's scope, a `tf.Variable` for which the partitioner asks several shards
+    becomes a `ShardedVariable`: contiguous row ranges, each on one parameter server. Keras 3
+    layers cannot train one (a `keras.Variable` wraps it, but differentiating it needs the
+    single resource handle a ShardedVariable lacks), so this layer keeps its table as a plain
+    `tf.Variable` and lists the shards as its weights: gradients and optimizer slots are per
+    shard, and Keras's optimizers create each slot beside its shard. Lookups go through
+    `tf.nn.embedding_lookup`, which TensorFlow dispatches to one gather per shard on that
+    shard's server, so only the looked-up rows travel.
+
+    It is named like `keras.layers.Embedding`, initialises like MKR's (Glorot-uniform) and saves
+    its whole table the same way, because Keras weight files name a model's layers by class:
+    weights saved from either load into the other.
+    """
+
+    def __init__(self, input_dim, output_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.embeddings = None
+
+    def build(self, input_shape=None):
+        shape = (self.input_dim, self.output_dim)
+        self.embeddings = tf.Variable(
+            functools.partial(_glorot_uniform_rows, shape), shape=shape, dtype=tf.float32,
+            name="embeddings")
+
+    @property
+    def shards(self):
+        """The table's row shards, first rows first (just the table when it is not sharded)."""
+        return list(getattr(self.embeddings, "variables", [self.embeddings]))
+
+    # Keras lists only keras.Variables by itself; the (trainable_)weights and variables of this
+    # layer and of the model holding it derive from these two.
+    @property
+    def variables(self):
+        return self.shards if self.built else []
+
+    @property
+    def weights(self):
+        return self.variables
+
+    def call(self, ids):
+        return tf.nn.embedding_lookup(self.embeddings, ids)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def save_own_variables(self, store):
+        store["0"] = tf.convert_to_tensor(self.embeddings)
+
+    def load_own_variables(self, store):
+        self.embeddings.assign(store["0"])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(input_dim=self.input_dim, output_dim=self.output_dim)
         return config

@@ -6,6 +6,12 @@ import tensorflow as tf
 from mkr_tf import layers as mkr_layers
 from mkr_tf import optimizers as mkr_optimizers
 
+# Columns of the [n, 3] row tensors the epoch functions slice, and what each task's step returns.
+RS_COLUMNS = ("user", "item", "label")
+KG_COLUMNS = ("head", "relation", "tail")
+RS_OUTPUTS = ("rs_loss", "rs_base_loss", "rs_l2_loss")
+KG_OUTPUTS = ("kge_loss", "kge_score", "kge_rmse")
+
 
 def check_ids(ids, table_size, name):
     """`ids` as int64, or an InvalidArgumentError naming the first id outside [0, table_size)."""
@@ -20,9 +26,29 @@ def check_ids(ids, table_size, name):
         return tf.identity(ids)
 
 
+def columns(rows, names):
+    """The batch dict {name: column} of an [n, len(names)] row tensor."""
+    return {name: rows[:, index] for index, name in enumerate(names)}
+
+
 def _l2(tensor):
     """tf.nn.l2_loss, the authors' regulariser: sum(x²) / 2."""
     return tf.nn.l2_loss(tensor)
+
+
+def _batch_mean(per_example, global_batch_size):
+    """The batch mean of `per_example`, or under `strategy.run` this replica's part of the mean
+    over a global batch of `global_batch_size` examples."""
+    if global_batch_size is None:
+        return tf.reduce_mean(per_example)
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+def _replica_part(batch_independent, global_batch_size):
+    """A term that does not grow with the batch (a kernel's L2), split evenly between replicas."""
+    if global_batch_size is None:
+        return batch_independent
+    return tf.nn.scale_regularization_loss(batch_independent)
 
 
 @keras.saving.register_keras_serializable(package="mkr_tf")
@@ -41,7 +67,8 @@ class MKR(keras.Model):
         KGE: −mean score + λ (L2(h) + L2(t) + L2(W_KGE))
 
     `rec_step` and `kg_step` each apply their own Adam to the variables their own loss
-    depends on; the item/entity tables and the cross&compress units belong to both.
+    depends on; the item/entity tables and the cross&compress units belong to both. Their
+    bodies, `rec_update` and `kg_update`, are the replica functions of `mkr_tf.distribute`.
     """
 
     def __init__(self, n_users, n_items, n_entities, n_relations, dim=8, L=1, H=1,
@@ -62,7 +89,14 @@ class MKR(keras.Model):
             raise ValueError(f"cross_unit must be one of {sorted(mkr_layers.CROSS_UNITS)}, got {cross_unit!r}")
         self.cross_unit = cross_unit
 
+        # Under ParameterServerStrategy the tables may be sharded over the parameter servers,
+        # which keras.layers.Embedding cannot hold.
+        shardable = isinstance(tf.distribute.get_strategy(),
+                               tf.distribute.experimental.ParameterServerStrategy)
+
         def embedding(count, name):
+            if shardable:
+                return mkr_layers.Embedding(count, self.dim, name=name)
             # The authors' tf.get_variable default, Glorot-uniform, keeps large tables' rows small.
             return keras.layers.Embedding(count, self.dim, embeddings_initializer="glorot_uniform",
                                           name=name)
@@ -175,37 +209,59 @@ class MKR(keras.Model):
         pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
         optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
 
-    @tf.function
-    def rec_step(self, batch):
-        """One RS update on batch {"user", "item", "label"}; returns its losses."""
+    def rec_update(self, batch, global_batch_size=None):
+        """One RS update on batch {"user", "item", "label"}; returns its losses.
+
+        The body of `rec_step`, a plain method so that `strategy.run` can run it as its replica
+        function (the optimizer's cross-replica gradient sum is a merge_call, which cannot run
+        inside a nested tf.function). With `global_batch_size`, `batch` is this replica's share
+        of a global batch of that many rows, and each output is this share's part of the global
+        batch's figure: summed over the replicas, as the optimizer sums their gradients, they
+        give the global batch's.
+        """
         labels = tf.cast(batch["label"], tf.float32)
         with tf.GradientTape() as tape:
             user_vectors = self.user_vectors(batch["user"])
             item_vectors, _ = self.item_and_head_vectors(batch["item"])
             logits = self.rs_logits(user_vectors, item_vectors)
-            base_loss = tf.reduce_mean(
-                tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
-            l2_loss = _l2(user_vectors) + _l2(item_vectors) + tf.add_n(
-                [_l2(w) for w in self._rs_penalised_kernels()])
+            base_loss = _batch_mean(
+                tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits),
+                global_batch_size)
+            l2_loss = _l2(user_vectors) + _l2(item_vectors) + _replica_part(tf.add_n(
+                [_l2(w) for w in self._rs_penalised_kernels()]), global_batch_size)
             loss = base_loss + self.l2_weight * l2_loss
         self._apply(self.rs_optimizer, loss, tape, self.rs_variables)
         return {"rs_loss": loss, "rs_base_loss": base_loss, "rs_l2_loss": l2_loss}
 
-    @tf.function
-    def kg_step(self, batch):
-        """One KGE update on batch {"head", "relation", "tail"}; returns its loss, score and RMSE."""
+    def kg_update(self, batch, global_batch_size=None):
+        """One KGE update on batch {"head", "relation", "tail"}; returns its loss, score and RMSE.
+
+        The body of `kg_step`; under `strategy.run` as `rec_update` describes.
+        """
         with tf.GradientTape() as tape:
             head_vectors, tail_vectors, predicted_tails = self.kge_outputs(
                 batch["head"], batch["relation"], batch["tail"])
             scores = tf.sigmoid(tf.reduce_sum(tail_vectors * predicted_tails, axis=-1))
-            base_loss = -tf.reduce_mean(scores)
-            l2_loss = _l2(head_vectors) + _l2(tail_vectors) + tf.add_n(
-                [_l2(w) for w in self._kge_penalised_kernels()])
+            base_loss = -_batch_mean(scores, global_batch_size)
+            l2_loss = _l2(head_vectors) + _l2(tail_vectors) + _replica_part(tf.add_n(
+                [_l2(w) for w in self._kge_penalised_kernels()]), global_batch_size)
             loss = base_loss + self.l2_weight * l2_loss
         self._apply(self.kge_optimizer, loss, tape, self.kge_variables)
-        rmse = tf.reduce_mean(tf.sqrt(
-            tf.reduce_sum(tf.square(tail_vectors - predicted_tails), axis=-1) / self.dim))
-        return {"kge_loss": loss, "kge_score": tf.reduce_mean(scores), "kge_rmse": rmse}
+        rmse = _batch_mean(tf.sqrt(
+            tf.reduce_sum(tf.square(tail_vectors - predicted_tails), axis=-1) / self.dim),
+            global_batch_size)
+        return {"kge_loss": loss, "kge_score": _batch_mean(scores, global_batch_size),
+                "kge_rmse": rmse}
+
+    @tf.function
+    def rec_step(self, batch):
+        """One RS update on batch {"user", "item", "label"}; returns its losses."""
+        return self.rec_update(batch)
+
+    @tf.function
+    def kg_step(self, batch):
+        """One KGE update on batch {"head", "relation", "tail"}; returns its loss, score and RMSE."""
+        return self.kg_update(batch)
 
     @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.int64), tf.TensorSpec([], tf.int64)])
     def rec_epoch(self, ratings, batch_size):
@@ -214,18 +270,26 @@ class MKR(keras.Model):
         Returns example-weighted mean losses, the step count and the first non-finite step (-1: none).
         """
         def step(rows):
-            return self.rec_step({"user": rows[:, 0], "item": rows[:, 1], "label": rows[:, 2]})
-        return self._epoch(step, ratings, batch_size, ("rs_loss", "rs_base_loss", "rs_l2_loss"))
+            return self.rec_step(columns(rows, RS_COLUMNS))
+        return self.epoch_loop(step, ratings, batch_size, RS_OUTPUTS)
 
     @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.int64), tf.TensorSpec([], tf.int64)])
     def kg_epoch(self, triples, batch_size):
         """kg_step over consecutive batches of `triples` rows (head, relation, tail), all in graph."""
         def step(rows):
-            return self.kg_step({"head": rows[:, 0], "relation": rows[:, 1], "tail": rows[:, 2]})
-        return self._epoch(step, triples, batch_size, ("kge_loss", "kge_score", "kge_rmse"))
+            return self.kg_step(columns(rows, KG_COLUMNS))
+        return self.epoch_loop(step, triples, batch_size, KG_OUTPUTS)
 
     @staticmethod
-    def _epoch(step_fn, rows, batch_size, output_names):
+    def epoch_loop(step_fn, rows, batch_size, output_names, step_summaries=True):
+        """`step_fn` over consecutive batches of `rows`, in a graph loop (call it in a tf.function).
+
+        `step_fn(batch_rows)` returns a dict with `output_names` among its keys. Returns their
+        example-weighted means, the step count and the first non-finite step (-1: none). With
+        `step_summaries`, steps write TensorBoard scalars as set up below; a loop traced here to
+        run on another machine (a parameter-server worker) passes False, since this process's
+        summary writer and step variable do not live there.
+        """
         # Slicing one in-memory tensor inside a graph loop measured 2-5x faster than iterating a
         # tf.data pipeline of the same batches on CPU, where MKR's steps are only microseconds long.
         totals = {name: tf.constant(0.0) for name in output_names}
@@ -238,7 +302,7 @@ class MKR(keras.Model):
         # write the mean outputs and examples/s since the last write. Without a default writer
         # tf.summary adds no ops when traced, so the loop costs nothing extra.
         summary_step = tf.summary.experimental.get_step()
-        write_summaries = isinstance(summary_step, tf.Variable)
+        write_summaries = step_summaries and isinstance(summary_step, tf.Variable)
         task = output_names[0].partition("_")[0]
         window_totals = dict(totals)
         window_rows = tf.constant(0.0)

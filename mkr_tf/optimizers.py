@@ -46,8 +46,20 @@ class LazyAdam(keras.optimizers.Adam):
         return None
 
 
+def moments(optimizer: keras.optimizers.Adam, variable) -> list[keras.Variable]:
+    """The first and second moment slots `optimizer` keeps for `variable`; [] if it has none."""
+    try:
+        index = optimizer._get_variable_index(variable)  # pylint: disable=protected-access
+    except KeyError:
+        return []
+    return [optimizer._momentums[index], optimizer._velocities[index]]  # pylint: disable=protected-access
+
+
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """The optimizer `name` ("lazy_adam" or "adam") with TF1 Adam's epsilon, as the paper used."""
+    """The optimizer `name` ("lazy_adam" or "adam") with TF1 Adam's epsilon (1e-8).
+
+    The authors' code used TF1's dense Adam ("adam" here); "lazy_adam" is this package's faster default.
+    """
     optimizer_classes = {"lazy_adam": LazyAdam, "adam": keras.optimizers.Adam}
     if name not in optimizer_classes:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(optimizer_classes)}")

@@ -120,8 +120,10 @@ class TensorBoardCallback(trainer.TrainingCallback):
         scalars = {_epoch_tag(key): value for key, value in record.items()
                    if key != "epoch" and isinstance(value, (int, float))}
         scalars["epoch/examples_per_second"] = rows / record["seconds"]
-        scalars["learning_rate/rs"] = float(model.rs_optimizer.learning_rate)
-        scalars["learning_rate/kge"] = float(model.kge_optimizer.learning_rate)
+        # Through numpy: float() of a keras.Variable fails on the MirroredVariable it holds
+        # under tf.distribute's synchronous strategies.
+        scalars["learning_rate/rs"] = float(model.rs_optimizer.learning_rate.numpy())
+        scalars["learning_rate/kge"] = float(model.kge_optimizer.learning_rate.numpy())
         with tf.summary.record_if(True):
             for tag, value in scalars.items():
                 tf.summary.scalar(tag, value, step=epoch)

@@ -6,6 +6,9 @@ tuned settings for the embedded synthetic data. Examples:
   python -m mkr_tf.train                                   # synthetic data, no download
   MKR_DATA_DIR=../shared/datasets python -m mkr_tf.train --dataset=book --seed=1
   python -m mkr_tf.train --dataset=music --n_epochs=20 --lr_rs=5e-4 --use_kge=false
+
+With --strategy=multi_worker or parameter_server, every task of the cluster in TF_CONFIG runs
+this same command (docs/distributed.md); parameter_server's worker and ps tasks only serve.
 """
 
 import datetime
@@ -19,7 +22,9 @@ from absl import logging
 
 from mkr_tf import config as mkr_config
 from mkr_tf import data as mkr_data
+from mkr_tf import distribute
 from mkr_tf import export
+from mkr_tf import progress
 from mkr_tf import summaries
 from mkr_tf import trainer
 
@@ -74,6 +79,13 @@ flags.DEFINE_integer("topk_every", 1, "Top-K on the test split every this many e
 flags.DEFINE_integer("summary_every_steps", 100,
                      "Step-level TensorBoard scalars every this many steps; 0: none.")
 flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
+flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES),
+                  "default: one process. mirrored: this machine's GPUs in sync. multi_worker: "
+                  "the machines in TF_CONFIG in sync. parameter_server: TF_CONFIG's chief "
+                  "schedules asynchronous steps on its workers, tables sharded over its ps tasks.")
+flags.DEFINE_integer("min_shard_bytes", distribute.DEFAULT_MIN_SHARD_BYTES,
+                     "With --strategy=parameter_server: tables of at least twice this size are "
+                     "split into shards of at least this size, one per ps task at most.")
 
 HYPERPARAMETER_FLAGS = ("n_epochs", "dim", "L", "H", "batch_size", "l2_weight", "lr_rs", "lr_kge",
                         "kge_interval")
@@ -102,12 +114,20 @@ def main(argv):
     if not FLAGS.verbose:
         # TensorFlow logs routine INFO lines (checkpoint sharding, ...) through absl.
         logging.set_verbosity(logging.WARNING)
+    if (FLAGS.strategy == "parameter_server"
+            and distribute.task_type() in distribute.SERVER_TASK_TYPES):
+        log_line(f"serving as a {distribute.task_type()} task of a parameter_server cluster "
+                 f"until stopped")
+        distribute.serve_forever()
     try:
         if FLAGS.patience is not None and FLAGS.patience < 1:
             raise ValueError(f"patience must be an integer >= 1, got {FLAGS.patience}")
         if FLAGS.resume and not FLAGS.run_dir:
             raise ValueError("--resume needs the --run_dir of the run to continue")
         config = config_from_flags()
+        # Before any other TensorFlow work: multi_worker and parameter_server set up the runtime.
+        strategy = distribute.create_strategy(FLAGS.strategy, FLAGS.min_shard_bytes)
+        chief = distribute.is_chief(strategy)
         data_dir = FLAGS.data_dir or default_data_dir()
         cache_dir = FLAGS.cache_dir or os.path.expanduser("~/.mkr_tf/cache")
         prepare_options = dict(recbole_path=FLAGS.recbole_path,
@@ -117,17 +137,19 @@ def main(argv):
         log_line("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
         run_dir = FLAGS.run_dir or os.path.join(
             "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+        # Other multi_worker workers train in step with the chief but write nothing.
         callbacks = summaries.training_callbacks(
             run_dir, logdir=FLAGS.logdir, quiet=FLAGS.quiet, topk_every=FLAGS.topk_every,
-            summary_every_steps=FLAGS.summary_every_steps)
+            summary_every_steps=FLAGS.summary_every_steps) if chief else [
+                progress.ProgressCallback(quiet=FLAGS.quiet)]
         # The progress callback prints the epoch lines above its bar.
         trainer.train(config, data, run_dir, FLAGS.dataset, log=callbacks[-1].log,
                       callbacks=callbacks,
                       data_source={"data_dir": os.path.abspath(data_dir),
                                    "cache_dir": os.path.abspath(cache_dir),
                                    "prepare_options": prepare_options},
-                      patience=FLAGS.patience, require_checkpoint=FLAGS.resume)
-        if FLAGS.export:
+                      patience=FLAGS.patience, require_checkpoint=FLAGS.resume, strategy=strategy)
+        if FLAGS.export and chief:
             export.export_run(run_dir, FLAGS.export_dir or os.path.join("saved_models", FLAGS.dataset),
                               log=log_line)
     except (ValueError, OSError, RuntimeError) as error:

@@ -11,12 +11,12 @@ import numpy as np
 import tensorflow as tf
 
 from mkr_tf import data as mkr_data
+from mkr_tf import distribute
 from mkr_tf import metrics
 from mkr_tf.config import MKRConfig
 from mkr_tf.model import MKR
 
 SPLITS = ("train", "eval", "test")
-EVAL_BATCH_SIZE = 65536
 BEST_WEIGHTS_FILE = "best.weights.h5"
 RESULTS_FILE = "results.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -57,13 +57,14 @@ def build_model(config: MKRConfig, data: mkr_data.MKRData) -> MKR:
 
 def predict(model: MKR, ratings: np.ndarray) -> np.ndarray:
     """Click probabilities for the (user, item) columns of `ratings`, in large graph batches."""
-    scores = [model.predict_batch(tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1])).numpy()
-              for chunk in np.array_split(ratings, max(1, -(-len(ratings) // EVAL_BATCH_SIZE)))]
-    return np.concatenate(scores)
+    return distribute.LocalRunner(model).predict(ratings)
 
 
 def evaluate_ctr(model: MKR, ratings: np.ndarray) -> dict[str, float]:
-    scores = predict(model, ratings)
+    return _ctr_metrics(ratings, predict(model, ratings))
+
+
+def _ctr_metrics(ratings: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     labels = ratings[:, 2]
     return {"auc": metrics.auc(labels, scores), "acc": metrics.accuracy(labels, scores)}
 
@@ -112,7 +113,8 @@ def _restore_progress(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpo
 def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, dataset_name: str,
           log: Callable[[str], None] = print, data_source: dict[str, Any] | None = None,
           callbacks: Sequence[TrainingCallback] = (), patience: int | None = None,
-          require_checkpoint: bool = False) -> dict[str, Any]:
+          require_checkpoint: bool = False,
+          strategy: tf.distribute.Strategy | None = None) -> dict[str, Any]:
     """Trains MKR on `data` as `config` says, checkpointing every epoch under `run_dir`.
 
     A run folder that holds a checkpoint is resumed from it (and `require_checkpoint` insists on
@@ -124,11 +126,21 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     best eval AUC, the last epoch's, the per-epoch history and `train_seconds`, the time spent in
     training steps only. `data_source` (data_dir, cache_dir, prepare_options) is recorded so that
     `runs.load_run` can rebuild the same split later.
+
+    With a `strategy` from `distribute.create_strategy`, the model is built in its scope and
+    epochs and evaluation run through its `distribute.make_runner`. Every multi_worker worker
+    runs this function with the same arguments (and, to resume, sees the chief's `run_dir`);
+    only the chief writes to `run_dir`, and only the chief's model ends with the best weights.
+    The results then also hold `distribution` (`distribute.describe`).
     """
     run_dir = pathlib.Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
     data = data.with_train_ratio(config.train_ratio, config.seed)
-    model = build_model(config, data)
+    with distribute.scope(strategy):
+        model = build_model(config, data)
+    runner = distribute.make_runner(strategy, model)
     checkpoint = tf.train.Checkpoint(
         model=model, rs_optimizer=model.rs_optimizer, kge_optimizer=model.kge_optimizer,
         progress=tf.Variable("", dtype=tf.string, trainable=False))
@@ -143,7 +155,8 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
         progress = {"config": config.to_dict(), "history": [], "train_seconds": 0.0,
                     "stopped_early": False}
     history: list[dict[str, Any]] = progress["history"]
-    batch_size = tf.constant(config.batch_size, tf.int64)
+    distribute.assert_agreed(strategy, len(history),
+                             f"the epochs done in {run_dir} (resuming needs it on shared storage)")
     for callback in callbacks:
         callback.on_train_begin(model, config, data, run_dir)
 
@@ -153,37 +166,40 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
                 break
             epoch_start = time.perf_counter()
             record: dict[str, Any] = {"epoch": epoch}
-            ratings = tf.constant(mkr_data.shuffled(data.train, (config.seed, epoch, 0)))
+            ratings = mkr_data.shuffled(data.train, (config.seed, epoch, 0))
             step_start = time.perf_counter()
-            rs_losses = model.rec_epoch(ratings, batch_size)
+            rs_losses = runner.rec_epoch(ratings, config.batch_size)
             progress["train_seconds"] += time.perf_counter() - step_start
             _check_finite(rs_losses, "RS", epoch)
             record.update({k: float(v) for k, v in rs_losses.items() if k.startswith("rs_")})
 
             # The authors run the KGE pass on epochs 1, 1 + kge_interval, 1 + 2·kge_interval, …
             if config.use_kge and (epoch - 1) % config.kge_interval == 0:
-                triples = tf.constant(mkr_data.shuffled(data.kg, (config.seed, epoch, 1)))
+                triples = mkr_data.shuffled(data.kg, (config.seed, epoch, 1))
                 step_start = time.perf_counter()
-                kge_losses = model.kg_epoch(triples, batch_size)
+                kge_losses = runner.kg_epoch(triples, config.batch_size)
                 progress["train_seconds"] += time.perf_counter() - step_start
                 _check_finite(kge_losses, "KGE", epoch)
                 record.update({k: float(v) for k, v in kge_losses.items() if k.startswith("kge_")})
 
             for split in SPLITS:
-                for name, value in evaluate_ctr(model, getattr(data, split)).items():
+                split_rows = getattr(data, split)
+                for name, value in _ctr_metrics(split_rows, runner.predict(split_rows)).items():
                     record[f"{split}_{name}"] = value
             record["seconds"] = time.perf_counter() - epoch_start
-            for callback in callbacks:
-                callback.on_epoch_end(epoch, record, model)
+            # Saved before the callbacks run, so the best weights are the ones just evaluated.
             best_before = max((r["eval_auc"] for r in history), default=-1.0)
-            history.append(record)
-            if record["eval_auc"] > best_before:
+            if record["eval_auc"] > best_before and chief:
                 model.save_weights(run_dir / f"tmp-{BEST_WEIGHTS_FILE}")
                 os.replace(run_dir / f"tmp-{BEST_WEIGHTS_FILE}", run_dir / BEST_WEIGHTS_FILE)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, record, model)
+            history.append(record)
             best_epoch = _best_record(history)["epoch"]
             progress["stopped_early"] = patience is not None and epoch - best_epoch >= patience
             checkpoint.progress.assign(json.dumps(progress))
-            manager.save(checkpoint_number=epoch)
+            if chief:
+                manager.save(checkpoint_number=epoch)
             log(_format_epoch(epoch, config.n_epochs, record))
             if progress["stopped_early"]:
                 log(f"early stop: eval AUC has not improved for {patience} epochs since epoch {best_epoch}")
@@ -210,11 +226,15 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
         "history": history,
         "data_source": data_source or {},
     }
-    # The best weights, not the last, are what evaluation and export see from here on.
-    model.load_weights(run_dir / BEST_WEIGHTS_FILE)
+    if strategy is not None:
+        results["distribution"] = distribute.describe(strategy, model)
+    if chief:
+        # The best weights, not the last, are what evaluation and export see from here on.
+        model.load_weights(run_dir / BEST_WEIGHTS_FILE)
     for callback in callbacks:
         callback.on_train_end(results, model)
-    _write_json_atomically(run_dir / RESULTS_FILE, results)
+    if chief:
+        _write_json_atomically(run_dir / RESULTS_FILE, results)
     log(f"best eval AUC {best['eval_auc']:.4f} at epoch {best['epoch']}: "
         f"test AUC {best['test_auc']:.4f} ACC {best['test_acc']:.4f} | "
         f"last epoch ({last['epoch']}): test AUC {last['test_auc']:.4f} ACC {last['test_acc']:.4f} | "

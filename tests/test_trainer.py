@@ -82,17 +82,27 @@ class TrainTest(tf.test.TestCase):
             trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
 
     def test_early_stopping_keeps_the_best_weights(self):
-        ratings, kg = two_taste_dataset(n_users=40)
-        dataset = data.build_dataset(ratings, kg, seed=0)
+        class ScrambleItemsAfterEpochOne(trainer.TrainingCallback):
+            def on_epoch_end(self, epoch, record, model):
+                if epoch == 1:
+                    table = model.item_embedding.embeddings
+                    table.assign(np.random.default_rng(0).normal(0, 1, table.shape))
+
+        ratings, kg = two_taste_dataset()
+        dataset = data.build_dataset(ratings, kg, seed=1)
         run_dir = pathlib.Path(self.create_tempdir().full_path)
-        # A vanishing learning rate leaves eval AUC where it is, so it never improves on epoch 1.
-        config = MKRConfig(n_epochs=6, batch_size=64, lr_rs=1e-20, lr_kge=1e-20)
+        config = MKRConfig(n_epochs=8, dim=8, batch_size=64, lr_rs=1e-4, lr_kge=1e-4, seed=1)
         logged = []
-        results = trainer.train(config, dataset, run_dir, "t", log=logged.append, patience=2)
+        results = trainer.train(config, dataset, run_dir, "t", log=logged.append, patience=2,
+                                callbacks=[ScrambleItemsAfterEpochOne()])
         self.assertTrue(results["stopped_early"])
         self.assertLen(results["history"], 3)
         self.assertEqual(results["best_epoch"], 1)
+        self.assertNotEqual(results["test_auc"], results["last_test_auc"])
         self.assertTrue(any("early stop" in line and "since epoch 1" in line for line in logged))
+        restored = trainer.build_model(config, dataset)
+        restored.load_weights(run_dir / trainer.BEST_WEIGHTS_FILE)
+        self.assertEqual(trainer.evaluate_ctr(restored, dataset.test)["auc"], results["test_auc"])
 
     def test_nan_keeps_the_last_good_checkpoint(self):
         class PoisonAfterEpochTwo(trainer.TrainingCallback):
