@@ -64,7 +64,7 @@ def create_strategy(
         jobs = resolver.cluster_spec().as_dict()
         if "ps" not in jobs or "worker" not in jobs:
             raise ValueError("--strategy=parameter_server needs TF_CONFIG with a cluster of "
-                             "\"chief\", \"worker\" and \"ps\" tasks (docs/distributed.md)")
+                             "\"chief\", \"worker\" and \"ps\" tasks (README, Distributed training)")
         if resolver.task_type != "chief":
             raise ValueError(f"the parameter_server chief runs training; this task is "
                              f"{resolver.task_type}:{resolver.task_id}, which only serves")

@@ -8,7 +8,7 @@ tuned settings for the embedded synthetic data. Examples:
   python -m mkr_tf.train --dataset=music --n_epochs=20 --lr_rs=5e-4 --use_kge=false
 
 With --strategy=multi_worker or parameter_server, every task of the cluster in TF_CONFIG runs
-this same command (docs/distributed.md); parameter_server's worker and ps tasks only serve.
+this same command (README, Distributed training); parameter_server's worker and ps tasks only serve.
 """
 
 import datetime
