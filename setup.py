@@ -26,7 +26,7 @@ setuptools.setup(
         "absl-py>=1.0",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "matplotlib>=3.5"],
         "plot": ["matplotlib>=3.5"],
     },
     entry_points={
