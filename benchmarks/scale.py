@@ -24,7 +24,6 @@ import os
 import pathlib
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -120,17 +119,6 @@ def dataset(interactions: int) -> pathlib.Path:
     return folder
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def run_cluster(strategy: str, folder: pathlib.Path, tasks: dict[str, int]) -> list[dict]:
     """Runs a measurement as the processes of a local TF_CONFIG cluster (tasks: type -> count).
 
@@ -138,7 +126,7 @@ def run_cluster(strategy: str, folder: pathlib.Path, tasks: dict[str, int]) -> l
     parameter_server's worker and ps tasks only serve: their peak memory is read before they
     are killed, once the chief has finished.
     """
-    ports = iter(_free_ports(sum(tasks.values())))
+    ports = iter(distribute.free_local_ports(sum(tasks.values())))
     cluster = {task: [f"127.0.0.1:{next(ports)}" for _ in range(count)]
                for task, count in tasks.items()}
     measuring = [sys.executable, __file__, f"--measure={strategy}", f"--dataset_dir={folder}",

@@ -19,6 +19,7 @@ replicas and gathers the scores back in order. Only the chief (`is_chief`) write
 
 import contextlib
 import os
+import socket
 from typing import Any, NoReturn, Sequence
 
 import keras
@@ -78,6 +79,21 @@ def create_strategy(
         return tf.distribute.experimental.ParameterServerStrategy(
             resolver, variable_partitioner=partitioner)
     raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def free_local_ports(count: int) -> list[int]:
+    """`count` distinct free ports on 127.0.0.1, for a cluster of local processes (tests, benchmarks).
+
+    The sockets are held open together while the ports are chosen, so that the ports differ.
+    """
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def task_type() -> str | None:

@@ -20,17 +20,15 @@ import errno
 import os
 import pathlib
 import shutil
-import sys
 import tempfile
 import uuid
 from typing import Callable, Sequence
 
-from absl import app
 from absl import flags
-from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import cli
 from mkr_tf import data as mkr_data
 from mkr_tf import runs
 from mkr_tf.model import MKR
@@ -243,27 +241,15 @@ def _define_flags() -> None:
     flags.DEFINE_boolean("verbose", False, "Show tracebacks of errors.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS["verbosity"].present:
-        # The SavedModel writer logs each step at INFO, which would bury the one line that matters.
-        logging.set_verbosity(logging.WARNING)
-    try:
-        run = runs.load_run(FLAGS.run_dir)
-        export_base = FLAGS.export_dir or os.path.join("saved_models", run.results["dataset"])
-        _export_loaded_run(run, export_base, print)
-    except (ValueError, OSError) as error:
-        if FLAGS.verbose:
-            raise
-        print(f"mkr_tf.export: error: {error}", file=sys.stderr)
-        sys.exit(2)
+def _main():
+    run = runs.load_run(FLAGS.run_dir)
+    export_base = FLAGS.export_dir or os.path.join("saved_models", run.results["dataset"])
+    _export_loaded_run(run, export_base, print)
 
 
 def run():
     """Console-script entry point."""
-    _define_flags()
-    app.run(main)
+    cli.run("mkr_tf.export", _main, _define_flags, user_errors=(ValueError, OSError))
 
 
 if __name__ == "__main__":

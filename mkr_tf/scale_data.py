@@ -22,15 +22,14 @@ entities, half of them shared within a genre. The output is a function of the ar
 import dataclasses
 import os
 import pathlib
-import sys
 import time
 from typing import Callable, Iterator
 
-from absl import app
 from absl import flags
 import numpy as np
 import pandas as pd
 
+from mkr_tf import cli
 from mkr_tf import data as mkr_data
 
 FLAGS = flags.FLAGS
@@ -180,23 +179,15 @@ def _define_flags() -> None:
                          "Rows generated and written at a time; bounds the memory used.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        spec = ScaleSpec(n_users=FLAGS.users, n_items=FLAGS.items,
-                         n_interactions=FLAGS.interactions, n_triples=FLAGS.triples,
-                         seed=FLAGS.seed)
-        write(spec, FLAGS.output_dir, FLAGS.chunk_rows)
-    except (ValueError, OSError) as error:
-        print(f"mkr_tf.scale_data: error: {error}", file=sys.stderr)
-        sys.exit(2)
+def _main():
+    spec = ScaleSpec(n_users=FLAGS.users, n_items=FLAGS.items, n_interactions=FLAGS.interactions,
+                     n_triples=FLAGS.triples, seed=FLAGS.seed)
+    write(spec, FLAGS.output_dir, FLAGS.chunk_rows)
 
 
 def run():
     """Console-script entry point."""
-    _define_flags()
-    app.run(main)
+    cli.run("mkr_tf.scale_data", _main, _define_flags, user_errors=(ValueError, OSError))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,10 @@ this same command (README, Distributed training); parameter_server's worker and 
 import datetime
 import functools
 import os
-import sys
 
-from absl import app
 from absl import flags
-from absl import logging
 
+from mkr_tf import cli
 from mkr_tf import config as mkr_config
 from mkr_tf import data as mkr_data
 from mkr_tf import distribute
@@ -108,60 +106,49 @@ def config_from_flags() -> mkr_config.MKRConfig:
 log_line = functools.partial(print, flush=True)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.verbose:
-        # TensorFlow logs routine INFO lines (checkpoint sharding, ...) through absl.
-        logging.set_verbosity(logging.WARNING)
+def _main():
     if (FLAGS.strategy == "parameter_server"
             and distribute.task_type() in distribute.SERVER_TASK_TYPES):
         log_line(f"serving as a {distribute.task_type()} task of a parameter_server cluster "
                  f"until stopped")
         distribute.serve_forever()
-    try:
-        if FLAGS.patience is not None and FLAGS.patience < 1:
-            raise ValueError(f"patience must be an integer >= 1, got {FLAGS.patience}")
-        if FLAGS.resume and not FLAGS.run_dir:
-            raise ValueError("--resume needs the --run_dir of the run to continue")
-        config = config_from_flags()
-        # Before any other TensorFlow work: multi_worker and parameter_server set up the runtime.
-        strategy = distribute.create_strategy(FLAGS.strategy, FLAGS.min_shard_bytes)
-        chief = distribute.is_chief(strategy)
-        data_dir = FLAGS.data_dir or default_data_dir()
-        cache_dir = FLAGS.cache_dir or os.path.expanduser("~/.mkr_tf/cache")
-        prepare_options = dict(recbole_path=FLAGS.recbole_path,
-                               rating_threshold=FLAGS.rating_threshold, download=FLAGS.download)
-        data = mkr_data.load_dataset(FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=log_line,
-                                     **prepare_options)
-        log_line("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
-        run_dir = FLAGS.run_dir or os.path.join(
-            "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
-        # Other multi_worker workers train in step with the chief but write nothing.
-        callbacks = summaries.training_callbacks(
-            run_dir, logdir=FLAGS.logdir, quiet=FLAGS.quiet, topk_every=FLAGS.topk_every,
-            summary_every_steps=FLAGS.summary_every_steps) if chief else [
-                progress.ProgressCallback(quiet=FLAGS.quiet)]
-        # The progress callback prints the epoch lines above its bar.
-        trainer.train(config, data, run_dir, FLAGS.dataset, log=callbacks[-1].log,
-                      callbacks=callbacks,
-                      data_source={"data_dir": os.path.abspath(data_dir),
-                                   "cache_dir": os.path.abspath(cache_dir),
-                                   "prepare_options": prepare_options},
-                      patience=FLAGS.patience, require_checkpoint=FLAGS.resume, strategy=strategy)
-        if FLAGS.export and chief:
-            export.export_run(run_dir, FLAGS.export_dir or os.path.join("saved_models", FLAGS.dataset),
-                              log=log_line)
-    except (ValueError, OSError, RuntimeError) as error:
-        if FLAGS.verbose:
-            raise
-        print(f"mkr_tf.train: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    if FLAGS.patience is not None and FLAGS.patience < 1:
+        raise ValueError(f"patience must be an integer >= 1, got {FLAGS.patience}")
+    if FLAGS.resume and not FLAGS.run_dir:
+        raise ValueError("--resume needs the --run_dir of the run to continue")
+    config = config_from_flags()
+    # Before any other TensorFlow work: multi_worker and parameter_server set up the runtime.
+    strategy = distribute.create_strategy(FLAGS.strategy, FLAGS.min_shard_bytes)
+    chief = distribute.is_chief(strategy)
+    data_dir = FLAGS.data_dir or default_data_dir()
+    cache_dir = FLAGS.cache_dir or os.path.expanduser("~/.mkr_tf/cache")
+    prepare_options = dict(recbole_path=FLAGS.recbole_path,
+                           rating_threshold=FLAGS.rating_threshold, download=FLAGS.download)
+    data = mkr_data.load_dataset(FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=log_line,
+                                 **prepare_options)
+    log_line("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
+    run_dir = FLAGS.run_dir or os.path.join(
+        "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    # Other multi_worker workers train in step with the chief but write nothing.
+    callbacks = summaries.training_callbacks(
+        run_dir, logdir=FLAGS.logdir, quiet=FLAGS.quiet, topk_every=FLAGS.topk_every,
+        summary_every_steps=FLAGS.summary_every_steps) if chief else [
+            progress.ProgressCallback(quiet=FLAGS.quiet)]
+    # The progress callback prints the epoch lines above its bar.
+    trainer.train(config, data, run_dir, FLAGS.dataset, log=callbacks[-1].log,
+                  callbacks=callbacks,
+                  data_source={"data_dir": os.path.abspath(data_dir),
+                               "cache_dir": os.path.abspath(cache_dir),
+                               "prepare_options": prepare_options},
+                  patience=FLAGS.patience, require_checkpoint=FLAGS.resume, strategy=strategy)
+    if FLAGS.export and chief:
+        export.export_run(run_dir, FLAGS.export_dir or os.path.join("saved_models", FLAGS.dataset),
+                          log=log_line)
 
 
 def run():
     """Console-script entry point."""
-    app.run(main)
+    cli.run("mkr_tf.train", _main)
 
 
 if __name__ == "__main__":

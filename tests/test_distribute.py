@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import distribute
 from tests import distributed_worker
 from tests.test_train import REPO
 
@@ -28,18 +28,6 @@ N_EPOCHS = 3
 SYNCHRONOUS_EPOCHS = 2
 # Synthetic tables are 2-3k rows of 8 floats (64-96 KiB): this splits each in two.
 MIN_SHARD_BYTES = 16 << 10
-
-
-def _free_ports(count):
-    """`count` distinct ports free on 127.0.0.1 (held open together, so that they differ)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class LocalCluster:
@@ -127,7 +115,7 @@ class MultiWorkerTest(tf.test.TestCase):
     def test_two_workers_hold_identical_weights_and_match_one_process(self):
         workdir = pathlib.Path(self.create_tempdir().full_path)
         cluster = LocalCluster(
-            {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}, workdir)
+            {"worker": [f"127.0.0.1:{port}" for port in distribute.free_local_ports(2)]}, workdir)
         self.addCleanup(cluster.close)
         for index in range(2):
             cluster.start("worker", index, [
@@ -159,7 +147,7 @@ class ParameterServerTest(tf.test.TestCase):
 
     def test_sharded_tables_train_on_two_workers_and_two_parameter_servers(self):
         workdir = pathlib.Path(self.create_tempdir().full_path)
-        ports = iter(_free_ports(5))
+        ports = iter(distribute.free_local_ports(5))
         cluster = LocalCluster({"chief": [f"127.0.0.1:{next(ports)}"],
                                 "worker": [f"127.0.0.1:{next(ports)}" for _ in range(2)],
                                 "ps": [f"127.0.0.1:{next(ports)}" for _ in range(2)]}, workdir)
