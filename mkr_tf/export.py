@@ -3,7 +3,7 @@ r"""Exports a trained MKR model as a SavedModel for TF Serving.
   python -m mkr_tf.export --run_dir=runs/music/20250101-120000 [--export_dir=saved_models/music]
 
 Exports go to `<export_dir>/<version>/`, TF Serving's layout, each one taking the highest version
-there plus one. The SavedModel has three signatures (docs/serving.md gives the details):
+there plus one. The SavedModel has three signatures (README's Serving section gives the details):
 
   serving_default  user_id [N] int64, item_id [N] int64    -> probability [N] float32
   recommend        user_id [N] int64, k [] int32             -> item_ids [N, k] int64,
