@@ -24,6 +24,8 @@ setuptools.setup(
         "pandas>=1.5",
         "tensorboard>=2.16",
         "absl-py>=1.0",
+        # Sparse item-item similarities (ItemKNN), the baselines' calibration, t intervals.
+        "scipy>=1.9",
     ],
     extras_require={
         "test": ["pytest>=7", "matplotlib>=3.5"],
@@ -33,6 +35,7 @@ setuptools.setup(
         "console_scripts": [
             "mkr-train=mkr_tf.train:run",
             "mkr-evaluate=mkr_tf.evaluate:run",
+            "mkr-baselines=mkr_tf.baselines:run",
             "mkr-plot=mkr_tf.plot:run",
             "mkr-prep=data_prep.__main__:run",
             "mkr-reproduce=mkr_tf.reproduce:run",

@@ -1,7 +1,8 @@
 """What every mkr_tf command line shares: flag parsing, quiet logs, and user errors as one line."""
 
+import os
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 from absl import app
 from absl import flags
@@ -38,3 +39,47 @@ def run(name: str, body: Callable[[], None], define_flags: Callable[[], None] | 
             sys.exit(2)
 
     app.run(main)
+
+
+def default_data_dir() -> str:
+    return os.environ.get("MKR_DATA_DIR") or os.path.expanduser("~/.mkr_tf/data")
+
+
+def default_cache_dir() -> str:
+    return os.path.expanduser("~/.mkr_tf/cache")
+
+
+def define_data_flags() -> None:
+    """The flags that say which data a command reads: train and baselines share them, so that
+    the same flags give both the same split."""
+    from mkr_tf import data as mkr_data  # pylint: disable=import-outside-toplevel
+    flags.DEFINE_string("dataset", "synthetic",
+                        f"One of {', '.join(mkr_data.KNOWN_DATASETS)}, or the name of a folder of "
+                        f"processed files under --data_dir.")
+    flags.DEFINE_string("data_dir", None, "Where datasets live, one folder each. Default: "
+                        "$MKR_DATA_DIR, else ~/.mkr_tf/data.")
+    flags.DEFINE_string("cache_dir", None, "Where prepared data is cached. Default: ~/.mkr_tf/cache.")
+    flags.DEFINE_string("recbole_path", None, "With --dataset=recbole: DIR/NAME of RecBole atomic "
+                        "files NAME.inter, NAME.kg, NAME.link.")
+    flags.DEFINE_float("rating_threshold", None,
+                       "Ratings at or above it are positives when preparing raw data. Default: 4 "
+                       "for movie, every rating for book, music and RecBole.")
+    flags.DEFINE_boolean("download", True, "Download missing raw files of movie, book and music.")
+
+
+def data_source_from_flags() -> dict[str, Any]:
+    """Where the data flags point: what `runs.load_run` needs to rebuild the same data."""
+    values = flags.FLAGS
+    return {"data_dir": os.path.abspath(values.data_dir or default_data_dir()),
+            "cache_dir": os.path.abspath(values.cache_dir or default_cache_dir()),
+            "prepare_options": dict(recbole_path=values.recbole_path,
+                                    rating_threshold=values.rating_threshold,
+                                    download=values.download)}
+
+
+def load_data_from_flags(seed: int, log: Callable[[str], None] = print):
+    """The dataset the data flags name, split by `seed`."""
+    from mkr_tf import data as mkr_data  # pylint: disable=import-outside-toplevel
+    source = data_source_from_flags()
+    return mkr_data.load_dataset(flags.FLAGS.dataset, source["data_dir"], source["cache_dir"],
+                                 seed, log=log, **source["prepare_options"])

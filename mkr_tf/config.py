@@ -44,6 +44,7 @@ class MKRConfig:
     optimizer: str = "lazy_adam"
     cross_unit: str = "cross_compress"
     train_ratio: float = 1.0
+    cold_items: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -60,6 +61,8 @@ class MKRConfig:
             raise ValueError(f"l2_weight must be a finite number >= 0, got {self.l2_weight!r}")
         if not 0 < self.train_ratio <= 1:
             raise ValueError(f"train_ratio must be in (0, 1], got {self.train_ratio!r}")
+        if not 0 <= self.cold_items < 1:
+            raise ValueError(f"cold_items must be in [0, 1), got {self.cold_items!r}")
         if self.cross_unit not in CROSS_UNITS:
             raise ValueError(f"cross_unit must be one of {CROSS_UNITS}, got {self.cross_unit!r}")
         if self.optimizer not in OPTIMIZERS:

@@ -90,6 +90,8 @@ class MKRData:
     n_relations: int
     # (raw item id, raw entity id) of each item index, when data_prep made the files.
     item_ids: list[tuple[str, str]] | None = None
+    # Items whose ratings were all moved out of training (`with_cold_items`), sorted.
+    cold_items: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_interactions(self) -> int:
@@ -105,6 +107,37 @@ class MKRData:
         n_kept = max(1, int(round(len(self.train) * ratio)))
         kept = np.sort(np.random.default_rng((seed, 7)).permutation(len(self.train))[:n_kept])
         return dataclasses.replace(self, train=self.train[kept])
+
+    def with_cold_items(self, ratio: float, seed: int) -> "MKRData":
+        """The cold-item protocol: a seeded share `ratio` of the rated items loses its training rows.
+
+        Every training row (positive or sampled negative) of a cold item moves to eval or test, a
+        seeded half each, so the model never sees a rating of it; the KG keeps its triples, so the
+        KGE task still does. Figures on the test rows of cold items show what a model knows of an
+        item from the knowledge graph alone.
+        """
+        if ratio <= 0:
+            return self
+        rated = np.unique(np.concatenate([self.train[:, 1], self.eval[:, 1], self.test[:, 1]]))
+        rng = np.random.default_rng((seed, 11))
+        n_cold = max(1, int(round(len(rated) * ratio)))
+        cold = np.sort(rng.permutation(rated)[:n_cold])
+        moved = np.isin(self.train[:, 1], cold)
+        to_test = rng.random(int(moved.sum())) < 0.5
+        rows = self.train[moved]
+        return dataclasses.replace(
+            self, train=self.train[~moved], eval=np.concatenate([self.eval, rows[~to_test]]),
+            test=np.concatenate([self.test, rows[to_test]]), cold_items=cold)
+
+    def cold_rows(self, split: str) -> np.ndarray:
+        """The rows of `split` whose item is cold."""
+        rows = getattr(self, split)
+        return rows[np.isin(rows[:, 1], self.cold_items)]
+
+    def for_protocol(self, cold_items: float, train_ratio: float, seed: int) -> "MKRData":
+        """The data a run of these settings trains and is measured on: cold items first, then
+        the share of the remaining training rows."""
+        return self.with_cold_items(cold_items, seed).with_train_ratio(train_ratio, seed)
 
     def statistics(self) -> dict[str, int]:
         return dict(users=self.n_users, items=self.n_items, interactions=self.n_interactions,

@@ -17,8 +17,10 @@ from typing import Any, Sequence
 
 from absl import flags
 
+from mkr_tf import baselines
 from mkr_tf import cli
 from mkr_tf import metrics
+from mkr_tf import protocol
 from mkr_tf import runs
 from mkr_tf import trainer
 
@@ -30,23 +32,35 @@ _TOPK_HEADERS = {"precision": "Precision", "recall": "Recall", "ndcg": "NDCG",
                  "hit_rate": "HitRate"}
 
 
-def evaluate_run(run: runs.Run, ks: Sequence[int] = metrics.TOPK_CUTOFFS) -> dict[str, Any]:
-    """CTR figures of every split and top-K figures of the test split, for `run`'s model."""
+def evaluate_run(run: runs.Run, ks: Sequence[int] = metrics.TOPK_CUTOFFS,
+                 with_baselines: bool = True) -> dict[str, Any]:
+    """CTR figures of every split and top-K figures of the test split, for `run`'s model; with
+    `with_baselines`, the baselines fitted on the same split beside it (`protocol.evaluate`)."""
     ctr = {split: trainer.evaluate_ctr(run.model, getattr(run.data, split))
            for split in trainer.SPLITS}
     start = time.perf_counter()
-    evaluator = metrics.TopKEvaluator(run.data.train, run.data.test, run.data.n_items, ks)
-    topk = evaluator(run.model)
-    return {
+    evaluator = protocol.Evaluator(run.data, ks)
+    mkr = evaluator(run.model)
+    seconds = time.perf_counter() - start
+    topk = {name: value for name, value in mkr["test"].items() if "@" in name}
+    evaluation = {
         "run_dir": str(run.run_dir),
         "dataset": run.results["dataset"],
         "seed": run.config.seed,
         "best_epoch": run.results["best_epoch"],
         "ctr": ctr,
-        "topk": {"split": "test", "users": evaluator.n_users, "items": run.data.n_items,
-                 "ks": list(evaluator.ks), "metrics": topk,
-                 "seconds": time.perf_counter() - start},
+        "topk": {"split": "test", "users": evaluator.topk.n_users, "items": run.data.n_items,
+                 "ks": list(evaluator.ks),
+                 "metrics": {k: v for k, v in topk.items() if k.partition("@")[0] in
+                             metrics.TOPK_METRICS},
+                 "beyond_accuracy": {k: v for k, v in topk.items() if k.partition("@")[0] not in
+                                     metrics.TOPK_METRICS},
+                 "seconds": seconds},
+        "mkr": mkr,
     }
+    if with_baselines:
+        evaluation["baselines"] = baselines.evaluate_all(run.data, run.config.seed, ks=ks)
+    return evaluation
 
 
 def format_tables(evaluation: dict[str, Any]) -> str:
@@ -64,6 +78,12 @@ def format_tables(evaluation: dict[str, Any]) -> str:
     lines += [f"{k:>5}" + "".join(f"{topk['metrics'][f'{name}@{k}']:>11.4f}"
                                   for name in _TOPK_HEADERS)
               for k in topk["ks"]]
+    models = {"MKR": evaluation["mkr"], **evaluation.get("baselines", {})}
+    summary = protocol.format_comparison(
+        models, [], title="Summary on the test split" + (
+            ", with the baselines fitted on the run's own training split:" if len(models) > 1
+            else ":"))
+    lines += ["", summary.rstrip()]
     return "\n".join(lines)
 
 
@@ -91,6 +111,8 @@ def _define_flags() -> None:
     flags.DEFINE_list("ks", [str(k) for k in metrics.TOPK_CUTOFFS],
                       "Cut-offs K of the top-K metrics.")
     flags.DEFINE_boolean("save", True, f"Also write the figures to RUN_DIR/{EVALUATION_FILE}.")
+    flags.DEFINE_boolean("baselines", True, "Fit popularity, ItemKNN and MF on the run's split "
+                         "and show them beside MKR (--nobaselines: MKR alone).")
     flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
 
 
@@ -98,7 +120,7 @@ def _main():
     if not FLAGS.run_dir:
         raise ValueError("--run_dir is required: the folder of a finished mkr_tf.train run")
     ks = [int(k) for k in FLAGS.ks]
-    evaluation = evaluate_run(_load_run(FLAGS.run_dir), ks)
+    evaluation = evaluate_run(_load_run(FLAGS.run_dir), ks, with_baselines=FLAGS.baselines)
     if FLAGS.save:
         save(evaluation, FLAGS.run_dir)
     print(json.dumps(evaluation, indent=2) if FLAGS.json else format_tables(evaluation))

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from mkr_tf import cli
 from mkr_tf import data as mkr_data
+from mkr_tf import ranking
 from mkr_tf import runs
 from mkr_tf.model import MKR
 
@@ -84,10 +85,7 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
             if item_ids is not None:
                 item_ids_path = pathlib.Path(asset_dir) / ITEM_IDS_ASSET
                 _write_item_ids(item_ids_path, item_ids)
-            # Sampled negatives are random never-rated items, not interactions: only positives
-            # are a user's history.
-            train_positives = data.train[data.train[:, 2] == 1]
-            module, signatures = _serving_module(model, train_positives, item_ids_path)
+            module, signatures = _serving_module(model, data.train, item_ids_path)
             tf.saved_model.save(module, str(staging), signatures=signatures)
         version_dir = _publish(staging, export_base)
     finally:
@@ -124,15 +122,6 @@ def _publish(staging: pathlib.Path, export_base: pathlib.Path) -> pathlib.Path:
         except OSError as error:
             if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
-
-
-def _interaction_table(ratings: np.ndarray, n_users: int,
-                       n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's distinct items in `ratings`, as CSR: row_splits [n_users + 1], items (int32)."""
-    keys = np.unique(ratings[:, 0] * n_items + ratings[:, 1])
-    row_splits = np.zeros(n_users + 1, np.int64)
-    np.cumsum(np.bincount(keys // n_items, minlength=n_users), out=row_splits[1:])
-    return row_splits, (keys % n_items).astype(np.int32)
 
 
 def _checked_ids(ids: tf.Tensor, size: int, name: str) -> tf.Tensor:
@@ -177,9 +166,9 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
     # An item's vector v does not depend on the user, so the catalogue's tower is run once, here.
     item_vectors, _ = model.item_and_head_vectors(tf.range(n_items, dtype=tf.int64))
     module.item_vectors = tf.Variable(item_vectors, trainable=False, name="item_vectors")
-    row_splits, seen_items = _interaction_table(train_ratings, n_users, n_items)
-    module.train_row_splits = tf.Variable(row_splits, trainable=False, name="train_row_splits")
-    module.train_items = tf.Variable(seen_items, trainable=False, name="train_items")
+    # Sampled negatives are random never-rated items, not interactions: only positives are a
+    # user's history, so only they are left out.
+    module.ranker = ranking.CatalogueRanker(train_ratings, n_users, n_items, "train_positives")
     if item_ids_path is not None:
         module.item_ids_tsv = tf.saved_model.Asset(str(item_ids_path))
 
@@ -192,32 +181,15 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
         item_id = _checked_ids(item_id, n_items, "item_id")
         return {"probability": model({"user": user_id, "item": item_id})}
 
-    def catalogue_logits(user_vectors):
-        """[N, n_items] RS logits of each user against every item."""
-        if model.use_inner_product:
-            return tf.matmul(user_vectors, module.item_vectors, transpose_b=True)
-        # The MLP head scores pairs, so each user's row goes through it as one batch of n_items.
-        return tf.map_fn(
-            lambda user: model.rs_logits(
-                tf.broadcast_to(user, tf.shape(module.item_vectors)), module.item_vectors),
-            user_vectors)
-
     @tf.function(input_signature=[ids("user_id"), tf.TensorSpec([], tf.int32, name="k")])
     def recommend(user_id, k):
         user_id = _checked_ids(user_id, n_users, "user_id")
         k = _checked_k(k, n_items)
-        logits = catalogue_logits(model.user_vectors(user_id))
-        seen = tf.gather(tf.RaggedTensor.from_row_splits(
-            module.train_items, module.train_row_splits, validate=False), user_id)
-        seen_positions = tf.stack(
-            [seen.value_rowids(), tf.cast(seen.flat_values, tf.int64)], axis=1)
-        logits = tf.tensor_scatter_nd_update(
-            logits, seen_positions, tf.fill(tf.shape(seen.flat_values), -np.inf))
-        top_logits, top_items = tf.math.top_k(logits, k)
+        logits = model.catalogue_logits(model.user_vectors(user_id), module.item_vectors)
+        top_items, top_logits = module.ranker.top_k(user_id, logits, k)
         # A user who has seen all but fewer than k items gets -1 (score 0) in the spare places.
-        found = top_logits > -np.inf
-        return {"item_ids": tf.where(found, tf.cast(top_items, tf.int64), -1),
-                "scores": tf.where(found, tf.sigmoid(top_logits), 0.0)}
+        return {"item_ids": top_items,
+                "scores": tf.where(top_items >= 0, tf.sigmoid(top_logits), 0.0)}
 
     @tf.function(input_signature=[ids("head"), ids("relation"), ids("tail")])
     def kg_score(head, relation, tail):

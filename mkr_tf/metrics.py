@@ -5,6 +5,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import ranking
+
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Exact ROC AUC by the Mann–Whitney statistic; tied scores count one half.
@@ -46,8 +48,6 @@ def accuracy(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> 
 
 TOPK_CUTOFFS = (1, 2, 5, 10, 20, 50, 100)
 TOPK_METRICS = ("precision", "recall", "ndcg", "hit_rate")
-# Pairs scored at once by an MLP head, [batch users × all items]; bounds its activations' memory.
-_MLP_PAIRS_PER_BATCH = 2**20
 
 
 def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray,
@@ -90,98 +90,117 @@ def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray,
     return results
 
 
+def beyond_accuracy(top_items: np.ndarray, item_popularity: np.ndarray, n_candidates: int,
+                   ks: Sequence[int] = TOPK_CUTOFFS) -> dict[str, float]:
+    """Whether a model personalises, from the users' ranked lists `top_items` [users, >= max(ks)].
+
+    `top_items` holds item indices (-1: an empty place), `item_popularity[i]` the number of
+    training positives of item i, `n_candidates` the number of items that could be ranked.
+
+        distinct@K               |∪_u top_K(u)|, the items that appear in any user's top K
+        coverage@K               distinct@K / n_candidates
+        popularity_percentile@K  mean over all recommended places of the item's percentile rank
+                                 of popularity among all items, 100 · (#less + #equal / 2) / n
+                                 (50 for a random pick, near 100 for a most-popular list)
+    """
+    top_items = np.asarray(top_items)
+    popularity = np.asarray(item_popularity)
+    order = np.sort(popularity)
+    percentile = 100.0 * (np.searchsorted(order, popularity, side="left")
+                          + np.searchsorted(order, popularity, side="right")) / (2.0 * len(order))
+    results = {}
+    for k in ks:
+        top = top_items[:, :k]
+        recommended = top[top >= 0]
+        distinct = len(np.unique(recommended))
+        results[f"distinct@{k}"] = float(distinct)
+        results[f"coverage@{k}"] = distinct / max(int(n_candidates), 1)
+        results[f"popularity_percentile@{k}"] = (float(percentile[recommended].mean())
+                                                 if len(recommended) else float("nan"))
+    return results
+
+
+def item_popularity(train: np.ndarray, n_items: int) -> np.ndarray:
+    """The number of training positives of each item."""
+    return np.bincount(train[train[:, 2] == 1, 1], minlength=n_items)
+
+
 class TopKEvaluator:
-    """Top-K metrics of a model over the whole catalogue, for every user with relevant items.
+    """Top-K metrics of a recommender over the whole catalogue, for every user with relevant items.
 
-    A user's candidates are all items except the items of the user's `train` rows (any label);
-    the relevant items are the user's positive rows of `split` that are candidates (an item the
-    user trained on is never recommended, so it could never be a hit). Users without relevant
-    items are left out. See `ranking_metrics` for the metrics.
+    A user's candidates are the `candidates` items (default: all) except the items of the
+    user's `train` rows (any label); the relevant items are the user's positive rows of `split`
+    that are candidates (an item the user trained on is never recommended, so it could never be
+    a hit). Users without relevant items are left out. See `ranking_metrics` for the metrics and
+    `beyond_accuracy` for the `details` ones.
 
-    The index arrays are built once here, so one evaluator serves every epoch of a run. Each
-    call computes all item vectors once, then per batch of users scores every item at once
-    (U Vᵀ, or the RS head on every pair), masks training items with -inf by a scatter, takes
-    tf.math.top_k and gathers the relevance of the top items.
+    The ranking goes through `ranking.CatalogueRanker`, the ranker the export serves with (under
+    the "train_items" exclusions), so one evaluator serves every epoch of a run and every
+    baseline. Call it with an MKR model or with a `score_fn(users) -> [users, n_items]` scores.
     """
 
     def __init__(self, train: np.ndarray, split: np.ndarray, n_items: int,
-                 ks: Sequence[int] = TOPK_CUTOFFS, user_batch_size: int = 1024):
+                 ks: Sequence[int] = TOPK_CUTOFFS, user_batch_size: int = 1024,
+                 candidates: np.ndarray | None = None):
         if not ks or min(ks) < 1:
             raise ValueError(f"cut-offs K must be integers >= 1, got {ks}")
         self.ks = tuple(sorted(set(int(k) for k in ks)))
         self.n_items = int(n_items)
         self.user_batch_size = int(user_batch_size)
-        train_pairs = np.unique(train[:, :2], axis=0)  # sorted by user, then item
         positives = np.unique(split[split[:, 2] == 1, :2], axis=0)
-        positives = positives[~np.isin(self._pair_keys(positives), self._pair_keys(train_pairs))]
+        if candidates is not None:
+            positives = positives[np.isin(positives[:, 1], candidates)]
+        trained = np.unique(self._pair_keys(train))
+        positives = positives[~np.isin(self._pair_keys(positives), trained)]
         if len(positives) == 0:
             raise ValueError("no user has a positive item outside their training items; "
                              "top-K metrics are undefined")
         self.users, self.n_relevant = np.unique(positives[:, 0], return_counts=True)
-        # Rows index self.users; both pair lists stay sorted by row, so a batch is one slice.
-        trained = train_pairs[np.isin(train_pairs[:, 0], self.users)]
-        self._train_rows = np.searchsorted(self.users, trained[:, 0])
-        self._train_items = trained[:, 1]
-        self._relevant_rows = np.searchsorted(self.users, positives[:, 0])
-        self._relevant_items = positives[:, 1]
+        self._relevant_keys = self._pair_keys(positives)
+        n_users = int(max(train[:, 0].max(initial=0), self.users.max())) + 1
+        self.ranker = ranking.CatalogueRanker(train, n_users, self.n_items, "train_items",
+                                              candidates=candidates)
+        self.item_popularity = item_popularity(train, self.n_items)
         self._model = None
-        self._rank_batch = None
+        self._mkr_scores = None
 
     @property
     def n_users(self) -> int:
         return len(self.users)
 
     def _pair_keys(self, pairs: np.ndarray) -> np.ndarray:
-        return pairs[:, 0] * self.n_items + pairs[:, 1]
+        return pairs[:, 0].astype(np.int64) * self.n_items + pairs[:, 1]
 
-    def __call__(self, model) -> dict[str, float]:
-        """`ranking_metrics` of `model` (an MKR) for the users with relevant items."""
+    def top_items(self, recommender) -> np.ndarray:
+        """Each evaluated user's ranked top max(ks) items [n_users, max(ks)], -1 padded."""
+        score_fn, users_per_batch = self._score_fn(recommender)
+        top = self.ranker.rank(self.users, score_fn, max(self.ks), users_per_batch)
+        # A catalogue smaller than max(ks) ranks fewer items; the missing places are misses.
+        return np.pad(top, [(0, 0), (0, max(self.ks) - top.shape[1])], constant_values=-1)
+
+    def __call__(self, recommender) -> dict[str, float]:
+        """`ranking_metrics` of `recommender` for the users with relevant items."""
+        return self.evaluate(recommender)[0]
+
+    def evaluate(self, recommender) -> tuple[dict[str, float], dict[str, float]]:
+        """(`ranking_metrics`, `beyond_accuracy`) of `recommender`, from one ranking."""
+        top = self.top_items(recommender)
+        keys = np.repeat(self.users, top.shape[1]).reshape(top.shape) * self.n_items + top
+        hits = (top >= 0) & np.isin(keys, self._relevant_keys)
+        return (ranking_metrics(hits, self.n_relevant, self.ks),
+                beyond_accuracy(top, self.item_popularity, self.ranker.n_candidates, self.ks))
+
+    def _score_fn(self, recommender):
+        """(score_fn, users per batch): an MKR's is its catalogue logits, item vectors once."""
+        if not hasattr(recommender, "item_and_head_vectors"):
+            return recommender, self.user_batch_size
+        model = recommender
         if model is not self._model:
-            self._model, self._rank_batch = model, self._ranker(model)
+            self._model = model
+            self._mkr_scores = tf.function(
+                lambda users, item_vectors: model.catalogue_logits(model.user_vectors(users),
+                                                                   item_vectors),
+                input_signature=[tf.TensorSpec([None], tf.int64),
+                                 tf.TensorSpec([None, model.dim], tf.float32)])
         item_vectors, _ = model.item_and_head_vectors(tf.range(self.n_items, dtype=tf.int64))
-        batch_size = self.user_batch_size
-        if not model.use_inner_product:
-            batch_size = max(1, min(batch_size, _MLP_PAIRS_PER_BATCH // self.n_items))
-        hits = []
-        for first in range(0, self.n_users, batch_size):
-            last = min(first + batch_size, self.n_users)
-            train_slice = slice(*np.searchsorted(self._train_rows, [first, last]))
-            relevant_slice = slice(*np.searchsorted(self._relevant_rows, [first, last]))
-            hits.append(self._rank_batch(
-                tf.constant(self.users[first:last]), item_vectors,
-                tf.constant(np.stack([self._train_rows[train_slice] - first,
-                                      self._train_items[train_slice]], axis=1)),
-                tf.constant(np.stack([self._relevant_rows[relevant_slice] - first,
-                                      self._relevant_items[relevant_slice]], axis=1))).numpy())
-        hits = np.concatenate(hits)
-        # A catalogue smaller than max(ks) ranks fewer items; the missing positions are misses.
-        hits = np.pad(hits, [(0, 0), (0, max(self.ks) - hits.shape[1])])
-        return ranking_metrics(hits, self.n_relevant, self.ks)
-
-    def _ranker(self, model):
-        """A graph function: relevance [users, k] of each user's top k candidates, best first."""
-        k = min(max(self.ks), self.n_items)
-        index_spec = tf.TensorSpec([None, 2], tf.int64)
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64),
-                                      tf.TensorSpec([None, model.dim], tf.float32),
-                                      index_spec, index_spec])
-        def rank_batch(users, item_vectors, train_indices, relevant_indices):
-            user_vectors = model.user_vectors(users)
-            if model.use_inner_product:
-                # Logits rank as the probabilities do; u · v of every pair in one matmul.
-                scores = tf.matmul(user_vectors, item_vectors, transpose_b=True)
-            else:
-                shape = [tf.shape(users)[0], self.n_items, model.dim]
-                scores = model.rs_logits(tf.broadcast_to(user_vectors[:, None, :], shape),
-                                         tf.broadcast_to(item_vectors[None, :, :], shape))
-            scores = tf.tensor_scatter_nd_update(
-                scores, train_indices,
-                tf.fill(tf.shape(train_indices)[:1], tf.constant(-np.inf, scores.dtype)))
-            _, top_items = tf.math.top_k(scores, k=k)
-            relevance = tf.scatter_nd(relevant_indices,
-                                      tf.ones(tf.shape(relevant_indices)[:1], tf.bool),
-                                      tf.shape(scores, out_type=tf.int64))
-            return tf.gather(relevance, top_items, batch_dims=1)
-
-        return rank_batch
+        return (lambda users: self._mkr_scores(users, item_vectors)), self.user_batch_size

@@ -150,6 +150,16 @@ class MKR(keras.Model):
             return tf.reduce_sum(user_vectors * item_vectors, axis=-1)
         return tf.squeeze(self.rs_head(tf.concat([user_vectors, item_vectors], axis=-1)), axis=-1)
 
+    def catalogue_logits(self, user_vectors, item_vectors):
+        """RS logits [N, M] of each of N user vectors against each of M item vectors."""
+        if self.use_inner_product:
+            # Logits rank as the probabilities do; u · v of every pair in one matmul.
+            return tf.matmul(user_vectors, item_vectors, transpose_b=True)
+        # The MLP head scores pairs: one user's row at a time bounds the activations to M pairs.
+        return tf.map_fn(
+            lambda user: self.rs_logits(tf.broadcast_to(user, tf.shape(item_vectors)), item_vectors),
+            user_vectors)
+
     def call(self, inputs):
         """Click probability of each (inputs["user"], inputs["item"]) pair."""
         users = check_ids(inputs["user"], self.n_users, "user")

@@ -1,11 +1,14 @@
-r"""Reproduces the paper: CTR and top-K over seeds, the ablations, the sparsity sweep, a report.
+r"""Reproduces the paper beside baselines: CTR and top-K over seeds, paired differences with
+confidence intervals, the ablations, cold items, the sparsity sweep, a report.
 
-  MKR_DATA_DIR=../shared/datasets python -m mkr_tf.reproduce --datasets=book,music --seeds=1,2,3
-  python -m mkr_tf.reproduce --quick          # synthetic data, 1 seed, 2 epochs: a smoke test
+  MKR_DATA_DIR=../shared/datasets python -m mkr_tf.reproduce --datasets=book,music
+  python -m mkr_tf.reproduce --quick          # synthetic data, 2 seeds, 2 epochs: a smoke test
 
-writes `<out>/results.md` with its plots beside it, and keeps every run under `<out>/runs/`.
-A run whose results.json exists is reused (`--force` redoes it). Models are selected on the
-eval split only; the test split is read once per run, at the best-eval epoch.
+writes `<out>/results.md` with its plots beside it and `<out>/results.json` with every figure
+(`--json` prints it), and keeps every run under `<out>/runs/`. A finished run is reused
+(`--force` redoes it). Every model is measured by `protocol.Evaluator` on the same splits:
+MKR's variants, and the baselines of `mkr_tf.baselines` fitted on each seed's training split.
+Models and settings are selected on the eval split only; the test split is read once per run.
 """
 
 import dataclasses
@@ -25,11 +28,13 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import baselines
 from mkr_tf import cli
 from mkr_tf import data as mkr_data
 from mkr_tf import metrics
 from mkr_tf import plot
-from mkr_tf import summaries
+from mkr_tf import protocol
+from mkr_tf import significance
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
@@ -56,19 +61,27 @@ VARIANTS = (
     Variant("MKR w/o KGE", {"use_kge": False}, "the RS task alone, same towers"),
 )
 SPARSITY_VARIANTS = ("MKR", "MKR w/o KGE")
+COLD_VARIANTS = ("MKR", "MKR w/o KGE")
+DEFAULT_SEEDS = (1, 2, 3, 4, 5)
+# The figures the paired comparisons and the headline tables are about.
+HEADLINE = (("test", "auc", "test AUC"), ("test", "ndcg@10", "NDCG@10"))
 SPARSITY_RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 PACKAGES = ("tensorflow", "keras", "numpy", "pandas", "tensorboard", "absl-py", "matplotlib")
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What to run: every (dataset, variant, seed) at full data, and the sparsity sweep."""
+    """What to run: every (dataset, variant, seed) at full data, baselines on the same splits,
+    the cold-item protocol, and the sparsity sweep."""
     datasets: tuple[str, ...]
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
     variants: tuple[Variant, ...] = VARIANTS
+    baselines: tuple[str, ...] = baselines.NAMES
+    cold_items: float = 0.2  # 0: no cold-item table
     sparsity_dataset: str | None = "music"
     sparsity_ratios: tuple[float, ...] = SPARSITY_RATIOS
     n_epochs: int | None = None  # None: the dataset's setting
+    baseline_grids: dict[str, dict[str, tuple]] | None = None  # None: each baseline's own
 
 
 def _slug(name: str) -> str:
@@ -93,92 +106,179 @@ class Reproduction:
         self._data: dict[tuple[str, int], mkr_data.MKRData] = {}
         self._by_config: dict[str, dict[str, Any]] = {}
 
-    def config(self, dataset: str, variant: Variant, seed: int, ratio: float = 1.0) -> MKRConfig:
-        overrides = dict(variant.overrides, seed=seed, train_ratio=ratio)
+    def config(self, dataset: str, variant: Variant, seed: int, ratio: float = 1.0,
+               cold: float = 0.0) -> MKRConfig:
+        overrides = dict(variant.overrides, seed=seed, train_ratio=ratio, cold_items=cold)
         if self.plan.n_epochs is not None:
             overrides["n_epochs"] = self.plan.n_epochs
         return MKRConfig.for_dataset(dataset, **overrides)
 
-    def run_dir(self, dataset: str, variant: Variant, seed: int, ratio: float = 1.0) -> pathlib.Path:
-        ratio_part = "" if ratio >= 1 else f"ratio{ratio:.1f}-"
-        return self.out_dir / "runs" / dataset / _slug(variant.name) / f"{ratio_part}seed{seed}"
+    def _protocol_part(self, ratio: float, cold: float) -> str:
+        return (f"ratio{ratio:.1f}-" if ratio < 1 else "") + (f"cold{cold:.2f}-" if cold else "")
 
-    def results(self, dataset: str, variant: Variant, seed: int, ratio: float = 1.0) -> dict[str, Any]:
+    def run_dir(self, dataset: str, variant: Variant, seed: int, ratio: float = 1.0,
+                cold: float = 0.0) -> pathlib.Path:
+        return (self.out_dir / "runs" / dataset / _slug(variant.name)
+                / f"{self._protocol_part(ratio, cold)}seed{seed}")
+
+    def results(self, dataset: str, variant: Variant, seed: int, ratio: float = 1.0,
+                cold: float = 0.0) -> dict[str, Any]:
         """The run's results, training it unless a finished run with the same settings exists."""
-        run_dir = self.run_dir(dataset, variant, seed, ratio)
-        config = self.config(dataset, variant, seed, ratio)
+        run_dir = self.run_dir(dataset, variant, seed, ratio, cold)
+        config = self.config(dataset, variant, seed, ratio, cold)
         key = json.dumps([dataset, config.to_dict()], sort_keys=True)
         if key not in self._by_config:
             self._by_config[key] = self._train_or_reuse(dataset, variant, config, run_dir)
         return self._by_config[key]
+
+    def _dataset(self, dataset: str, seed: int) -> mkr_data.MKRData:
+        if (dataset, seed) not in self._data:
+            self._data[(dataset, seed)] = mkr_data.load_dataset(
+                dataset, self.data_dir, self.cache_dir, seed, log=lambda _: None)
+        return self._data[(dataset, seed)]
 
     def _train_or_reuse(self, dataset: str, variant: Variant, config: MKRConfig,
                         run_dir: pathlib.Path) -> dict[str, Any]:
         results_path = run_dir / trainer.RESULTS_FILE
         if results_path.is_file() and not self.force:
             results = json.loads(results_path.read_text())
-            if results["config"] == config.to_dict() and "test_topk" in results:
+            if results["config"] == config.to_dict() and "protocol" in results:
                 return results
         # A finished run of other settings, or --force, starts over; a killed run resumes.
         if run_dir.exists() and (self.force or results_path.is_file()):
             shutil.rmtree(run_dir)
         seed, ratio = config.seed, config.train_ratio
-        if (dataset, seed) not in self._data:
-            self._data[(dataset, seed)] = mkr_data.load_dataset(
-                dataset, self.data_dir, self.cache_dir, seed, log=lambda _: None)
         self.log(f"training {dataset} / {variant.name} / seed {seed}"
-                 + (f" / ratio {ratio:.1f}" if ratio < 1 else ""))
-        # Top-K only for the best weights, at the end: the report needs no per-epoch curves of it.
-        topk = summaries.TopKCallback(every=config.n_epochs + 1)
+                 + (f" / ratio {ratio:.1f}" if ratio < 1 else "")
+                 + (f" / cold items {config.cold_items:.2f}" if config.cold_items else ""))
         data_source = {"data_dir": os.path.abspath(self.data_dir),
                        "cache_dir": os.path.abspath(self.cache_dir), "prepare_options": {}}
-        return trainer.train(config, self._data[(dataset, seed)], run_dir, dataset,
-                             log=lambda _: None, callbacks=[topk], data_source=data_source)
+        # The protocol's figures of the best weights, at the end: no per-epoch top-K curves.
+        return trainer.train(config, self._dataset(dataset, seed), run_dir, dataset,
+                             log=lambda _: None, callbacks=[protocol.ProtocolCallback()],
+                             data_source=data_source)
+
+    def baseline_figures(self, dataset: str, seed: int, cold: float = 0.0) -> dict[str, Any]:
+        """Every baseline's `protocol` figures on the split MKR's run of this seed uses."""
+        path = (self.out_dir / "runs" / dataset / "baselines"
+                / f"{self._protocol_part(1.0, cold)}seed{seed}.json")
+        if path.is_file() and not self.force:
+            saved = json.loads(path.read_text())
+            if set(saved) == set(self.plan.baselines):
+                return saved
+        self.log(f"fitting baselines {dataset} / seed {seed}"
+                 + (f" / cold items {cold:.2f}" if cold else ""))
+        data = self._dataset(dataset, seed).for_protocol(cold, 1.0, seed)
+        figures = baselines.evaluate_all(data, seed, self.plan.baselines,
+                                         grids=self.plan.baseline_grids)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(figures, indent=2) + "\n")
+        os.replace(temporary, path)
+        return figures
 
     def run_all(self) -> dict[str, Any]:
-        main = {(dataset, variant.name): [self.results(dataset, variant, seed)
-                                          for seed in self.plan.seeds]
+        seeds = self.plan.seeds
+        main = {(dataset, variant.name): [self.results(dataset, variant, seed) for seed in seeds]
                 for dataset in self.plan.datasets for variant in self.plan.variants}
+        baseline_runs = {dataset: [self.baseline_figures(dataset, seed) for seed in seeds]
+                         for dataset in self.plan.datasets}
+        variants = {variant.name: variant for variant in self.plan.variants}
+        cold = {}
+        if self.plan.cold_items:
+            for dataset in self.plan.datasets:
+                for name in COLD_VARIANTS:
+                    if name in variants:
+                        cold[(dataset, name)] = [
+                            self.results(dataset, variants[name], seed, cold=self.plan.cold_items)
+                            ["protocol"] for seed in seeds]
+                figures = [self.baseline_figures(dataset, seed, self.plan.cold_items)
+                           for seed in seeds]
+                for name in self.plan.baselines:
+                    cold[(dataset, name)] = [f[name] for f in figures]
         sparsity = {}
         if self.plan.sparsity_dataset:
-            variants = {variant.name: variant for variant in self.plan.variants}
             for name in SPARSITY_VARIANTS:
+                if name not in variants:
+                    continue
                 for ratio in self.plan.sparsity_ratios:
                     sparsity[(name, ratio)] = [
                         self.results(self.plan.sparsity_dataset, variants[name], seed, ratio)
-                        for seed in self.plan.seeds]
-        return {"main": main, "sparsity": sparsity}
+                        for seed in seeds]
+        models = {key: [r["protocol"] for r in results] for key, results in main.items()}
+        for dataset, figures in baseline_runs.items():
+            models.update({(dataset, name): [f[name] for f in figures] for name in self.plan.baselines})
+        return {"main": main, "models": models, "cold": cold, "sparsity": sparsity}
+
+    def comparisons(self, models: dict[tuple[str, str], list[dict[str, Any]]],
+                    part: str = "test") -> list[dict[str, Any]]:
+        """MKR against every other model of its dataset: paired differences over seeds."""
+        rows = []
+        for dataset in self.plan.datasets:
+            if (dataset, "MKR") not in models:
+                continue
+            mkr = models[(dataset, "MKR")]
+            for (other_dataset, name), figures in models.items():
+                if other_dataset != dataset or name == "MKR" or (
+                        name not in self.plan.baselines and name != "MKR w/o KGE"):
+                    continue
+                row = {"dataset": dataset, "a": "MKR", "b": name}
+                for _, key, _ in HEADLINE:
+                    if len(self.plan.seeds) > 1 and key in mkr[0].get(part, {}):
+                        row[key] = significance.paired_difference(
+                            [f[part][key] for f in mkr], [f[part][key] for f in figures])
+                rows.append(row)
+        return rows
+
+    def figures(self, runs: dict[str, Any]) -> dict[str, Any]:
+        """Every figure of the report, for results.json and --json."""
+        def by_model(models):
+            return {f"{dataset} / {name}": figures for (dataset, name), figures in models.items()}
+        return {"seeds": list(self.plan.seeds), "confidence_interval": "Student t, 95%, paired "
+                "over seeds", "models": by_model(runs["models"]),
+                "paired_differences": self.comparisons(runs["models"]),
+                "cold_items": self.plan.cold_items, "cold": by_model(runs["cold"]),
+                "cold_paired_differences": self.comparisons(runs["cold"], "cold_test"),
+                "sparsity": {f"{name} / {ratio:.1f}": [r["test_auc"] for r in results]
+                             for (name, ratio), results in runs["sparsity"].items()}}
 
     def write_report(self, runs: dict[str, Any], command: str) -> pathlib.Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        figures = self.figures(runs)
         sections = [
             "# MKR reproduction report",
             f"Generated {datetime.date.today().isoformat()} by `{command}` on "
             f"{os.cpu_count()} CPU cores ({platform.machine()}, Python {platform.python_version()}). "
-            f"Seeds {', '.join(map(str, self.plan.seeds))}. Each figure is the test split's at the "
-            f"epoch with the best eval AUC (selection never looks at the test split); ± is the "
-            f"sample standard deviation over seeds.",
-            self._ctr_section(runs["main"]),
-            self._topk_section(runs["main"]),
-            self._plots_section(runs["main"]),
+            f"Seeds {', '.join(map(str, self.plan.seeds))}. Each MKR figure is the test split's at "
+            f"the epoch with the best eval AUC, and each baseline chose its settings by eval AUC "
+            f"(selection never looks at the test split); ± is the sample standard deviation over "
+            f"seeds. Every model of a seed is measured on the same split by `protocol.Evaluator`.",
+            self._ctr_section(runs["models"]),
+            self._topk_section(runs["models"]),
+            self._paired_section(figures["paired_differences"], "test"),
         ]
+        if runs["cold"]:
+            sections.append(self._cold_section(runs["cold"], figures["cold_paired_differences"]))
+        sections.append(self._plots_section(runs["main"]))
         if runs["sparsity"]:
             sections.append(self._sparsity_section(runs["sparsity"]))
         sections += [self._wall_time_section(runs), self._environment_section(command)]
         report = self.out_dir / "results.md"
-        temporary = report.with_name(".results.md.tmp")
-        temporary.write_text("\n\n".join(sections) + "\n")
-        os.replace(temporary, report)
+        for path, text in ((report, "\n\n".join(sections) + "\n"),
+                           (self.out_dir / "results.json", json.dumps(figures, indent=2) + "\n")):
+            temporary = path.with_name(f".{path.name}.tmp")
+            temporary.write_text(text)
+            os.replace(temporary, path)
         return report
 
-    def _ctr_section(self, main) -> str:
+    def _ctr_section(self, models) -> str:
         lines = ["## CTR prediction (test AUC / ACC)", "",
                  "| dataset | model | AUC | ACC | paper AUC | paper ACC | AUC − paper | ACC − paper |",
                  "|---|---|---|---|---|---|---|---|"]
         compared = {variant.name for variant in self.plan.variants if variant.compares_with_paper}
-        for (dataset, name), results in main.items():
-            auc = np.array([r["test_auc"] for r in results])
-            acc = np.array([r["test_acc"] for r in results])
+        for (dataset, name), figures in models.items():
+            auc = np.array([f["test"]["auc"] for f in figures])
+            acc = np.array([f["test"]["acc"] for f in figures])
             paper = PAPER_RESULTS.get(dataset) if name in compared else None
             paper_cells = (f"{paper[0]:.3f} | {paper[1]:.3f} | {auc.mean() - paper[0]:+.4f} | "
                            f"{acc.mean() - paper[1]:+.4f}") if paper else "— | — | — | —"
@@ -186,26 +286,72 @@ class Reproduction:
                          f"{acc.mean():.4f} ± {_spread(acc):.4f} | {paper_cells} |")
         lines += ["", "Variants: " + "; ".join(f"**{v.name}**: {v.description}"
                                                for v in self.plan.variants) + ". "
-                  "Paper figures are given for MKR itself only. Where a variant's settings equal MKR's "
-                  "(MKR-1L when the dataset's L is already 1), its runs are the same computation."]
+                  "Baselines (`python -m mkr_tf.baselines`): **popularity**, the item's training "
+                  "positives; **itemknn**, item-based cosine neighbours with shrinkage; **mf**, "
+                  "logistic matrix factorisation with biases on MKR's training rows. Popularity's "
+                  "and ItemKNN's ACC thresholds a logistic fit of their score on the eval split. "
+                  "Paper figures are given for MKR itself only. Where a variant's settings equal "
+                  "MKR's (MKR-1L when the dataset's L is already 1), its runs are the same "
+                  "computation."]
         return "\n".join(lines)
 
-    def _topk_section(self, main) -> str:
-        lines = ["## Top-K recommendation (test, MKR)", "",
+    def _topk_section(self, models) -> str:
+        columns = (("precision@10", "P@10"), ("recall@10", "R@10"), ("ndcg@10", "NDCG@10"),
+                   ("hit_rate@10", "HR@10"), ("recall@50", "R@50"), ("ndcg@50", "NDCG@50"),
+                   ("distinct@10", "distinct@10"), ("coverage@10", "coverage@10"),
+                   ("coverage@50", "coverage@50"), ("popularity_percentile@10", "pop. pct@10"))
+        lines = ["## Top-K recommendation (test)", "",
                  "Every user with a positive test item; candidates are all items but the user's "
-                 "training items (see docs/observability.md for the definitions). Mean over seeds.",
-                 ""]
-        for (dataset, name), results in main.items():
-            if name != "MKR":
-                continue
-            lines += [f"**{dataset}**", "", "| K | Precision | Recall | NDCG | HitRate |",
-                      "|---|---|---|---|---|"]
-            for k in metrics.TOPK_CUTOFFS:
-                cells = [np.mean([r["test_topk"][f"{metric}@{k}"] for r in results])
-                         for metric in metrics.TOPK_METRICS]
-                lines.append(f"| {k} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
+                 "training items (see docs/observability.md). Mean over seeds. distinct@10: items "
+                 "in any user's top 10; coverage@K: their share of the catalogue; pop. pct@10: the "
+                 "mean popularity percentile of recommended items (50 is a random pick, near 100 "
+                 "a most-popular list).", ""]
+        for dataset in self.plan.datasets:
+            lines += [f"**{dataset}**", "", "| model | " + " | ".join(c[1] for c in columns) + " |",
+                      "|---|" + "---|" * len(columns)]
+            for (model_dataset, name), figures in models.items():
+                if model_dataset != dataset:
+                    continue
+                cells = [np.mean([f["test"][key] for f in figures]) for key, _ in columns]
+                lines.append(f"| {name} | " + " | ".join(
+                    f"{c:.0f}" if key.startswith("distinct") else
+                    f"{c:.1f}" if key.startswith("popularity") else f"{c:.4f}"
+                    for c, (key, _) in zip(cells, columns)) + " |")
             lines.append("")
         return "\n".join(lines).rstrip()
+
+    def _paired_section(self, comparisons, part: str) -> str:
+        title = ("## Paired differences over seeds" if part == "test"
+                 else "Paired differences on cold items:")
+        lines = [title, "",
+                 f"MKR minus each model, seed by seed on the same split: mean [95% Student-t "
+                 f"interval] over {len(self.plan.seeds)} seeds; * marks an interval that excludes 0 "
+                 f"(a significant difference).", "",
+                 "| dataset | comparison | " + " | ".join(f"Δ {label}" for *_, label in HEADLINE)
+                 + " |", "|---|---|" + "---|" * len(HEADLINE)]
+        for row in comparisons:
+            lines.append(f"| {row['dataset']} | {row['a']} − {row['b']} | " + " | ".join(
+                significance.format_difference(row[key]) if key in row else "—"
+                for _, key, _ in HEADLINE) + " |")
+        return "\n".join(lines)
+
+    def _cold_section(self, cold, comparisons) -> str:
+        lines = [f"## Cold items (a seeded {self.plan.cold_items:.0%} of the items, no training "
+                 f"row)", "",
+                 "Each cold item's ratings all moved to eval and test; the KG keeps its triples. "
+                 "Figures on the test rows of cold items only; top-K ranks the cold items alone "
+                 "(users with a positive cold test item). Popularity and ItemKNN have no training "
+                 "row of a cold item, so they score every cold item alike: chance (AUC 0.5).", "",
+                 "| dataset | model | cold AUC | cold ACC | cold NDCG@10 | cold R@10 |",
+                 "|---|---|---|---|---|---|"]
+        for (dataset, name), figures in cold.items():
+            cells = []
+            for key in ("auc", "acc", "ndcg@10", "recall@10"):
+                values = np.array([f["cold_test"][key] for f in figures])
+                cells.append(f"{values.mean():.4f} ± {_spread(values):.4f}")
+            lines.append(f"| {dataset} | {name} | " + " | ".join(cells) + " |")
+        lines += ["", self._paired_section(comparisons, "cold_test")]
+        return "\n".join(lines)
 
     def _plots_section(self, main) -> str:
         lines = ["## Learning curves and top-K curves (MKR, first seed)", ""]
@@ -215,7 +361,9 @@ class Reproduction:
             curves = self.out_dir / f"{dataset}_learning_curves.png"
             topk = self.out_dir / f"{dataset}_topk.png"
             plot.plot_learning_curves(results[0], curves)
-            plot.plot_topk(results[0], results[0]["test_topk"], topk)
+            plot.plot_topk(results[0], {key: value for key, value in
+                                        results[0]["protocol"]["test"].items()
+                                        if key.partition("@")[0] in metrics.TOPK_METRICS}, topk)
             lines += [f"![{dataset} learning curves]({curves.name})", "",
                       f"![{dataset} top-K]({topk.name})", ""]
         return "\n".join(lines).rstrip()
@@ -288,12 +436,19 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     flags.DEFINE_list("datasets", ["book", "music"], "Datasets of the CTR and top-K tables.")
-    flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds of every configuration.")
-    flags.DEFINE_string("out", "reports", "Report folder: results.md, plots, runs/.")
+    flags.DEFINE_list("seeds", [str(s) for s in DEFAULT_SEEDS], "Seeds of every configuration.")
+    flags.DEFINE_list("variants", [_slug(v.name) for v in VARIANTS],
+                      "MKR variants to run: " + ", ".join(
+                          f"{_slug(v.name)} ({v.name})" for v in VARIANTS) + ".")
+    flags.DEFINE_list("baselines", list(baselines.NAMES), "Baselines beside MKR.")
+    flags.DEFINE_float("cold_items", 0.2, "Share of cold items of the cold-item table; 0: none.")
+    flags.DEFINE_string("out", "reports", "Report folder: results.md, results.json, plots, runs/.")
     flags.DEFINE_string("sparsity_dataset", "music", "Dataset of the sparsity sweep; empty: none.")
     flags.DEFINE_boolean("force", False, "Redo runs that already have results.")
+    flags.DEFINE_boolean("json", False, "Also print every figure of the report as one JSON object.")
     flags.DEFINE_boolean("quick", False,
-                         "Smoke test: synthetic data, seed 1, 2 epochs, ratios 0.5 and 1.0.")
+                         "Smoke test: synthetic data, seeds 1 and 2, 2 epochs, MKR with and "
+                         "without KGE, ratio 0.5.")
     flags.DEFINE_string("data_dir", None, "Default: $MKR_DATA_DIR, else ~/.mkr_tf/data.")
     flags.DEFINE_string("cache_dir", None, "Default: ~/.mkr_tf/cache.")
 
@@ -302,18 +457,33 @@ def _main():
     # Each run builds a new model, whose tf.functions TensorFlow then warns are "retracing".
     logging.set_verbosity(logging.ERROR)
     tf.get_logger().setLevel("ERROR")
+    by_name = {variant.name: variant for variant in VARIANTS}
+    by_slug = {_slug(variant.name): variant for variant in VARIANTS}
+    unknown = [name for name in FLAGS.variants if name not in by_slug]
+    unknown += [name for name in FLAGS.baselines if name not in baselines.NAMES]
+    if unknown:
+        raise ValueError(f"unknown variant or baseline {unknown[0]!r}: variants are "
+                         f"{', '.join(by_slug)}, baselines {', '.join(baselines.NAMES)}")
     if FLAGS.quick:
-        plan = Plan(datasets=("synthetic",), seeds=(1,), sparsity_dataset="synthetic",
-                    sparsity_ratios=(0.5, 1.0), n_epochs=2)
+        plan = Plan(datasets=("synthetic",), seeds=(1, 2),
+                    variants=(by_name["MKR"], by_name["MKR w/o KGE"]),
+                    cold_items=FLAGS.cold_items, sparsity_dataset="synthetic",
+                    sparsity_ratios=(0.5, 1.0), n_epochs=2,
+                    baseline_grids=baselines.QUICK_GRIDS)
     else:
         plan = Plan(datasets=tuple(FLAGS.datasets), seeds=tuple(int(s) for s in FLAGS.seeds),
+                    variants=tuple(by_slug[name] for name in FLAGS.variants),
+                    baselines=tuple(FLAGS.baselines), cold_items=FLAGS.cold_items,
                     sparsity_dataset=FLAGS.sparsity_dataset or None)
-    data_dir = FLAGS.data_dir or os.environ.get("MKR_DATA_DIR") or os.path.expanduser("~/.mkr_tf/data")
-    cache_dir = FLAGS.cache_dir or os.path.expanduser("~/.mkr_tf/cache")
-    reproduction = Reproduction(plan, FLAGS.out, data_dir, cache_dir, force=FLAGS.force,
+    reproduction = Reproduction(plan, FLAGS.out, FLAGS.data_dir or cli.default_data_dir(),
+                                FLAGS.cache_dir or cli.default_cache_dir(), force=FLAGS.force,
                                 log=lambda line: print(line, flush=True))
     command = "python -m mkr_tf.reproduce " + " ".join(sys.argv[1:])
-    print(f"wrote {reproduction.write_report(reproduction.run_all(), command)}")
+    runs = reproduction.run_all()
+    report = reproduction.write_report(runs, command)
+    if FLAGS.json:
+        print(json.dumps(reproduction.figures(runs), indent=2))
+    print(f"wrote {report}")
 
 
 def run():

@@ -35,7 +35,8 @@ def load_run(run_dir: os.PathLike, log=lambda _: None) -> Run:
     source = results["data_source"]
     data = mkr_data.load_dataset(
         results["dataset"], source.get("data_dir", ""), source.get("cache_dir", ""), config.seed,
-        log=log, **source.get("prepare_options", {})).with_train_ratio(config.train_ratio, config.seed)
+        log=log, **source.get("prepare_options", {})).for_protocol(
+            config.cold_items, config.train_ratio, config.seed)
     model = trainer.build_model(config, data)
     model.load_weights(weights_path)
     return Run(run_dir, results, config, data, model)

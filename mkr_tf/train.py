@@ -19,7 +19,6 @@ from absl import flags
 
 from mkr_tf import cli
 from mkr_tf import config as mkr_config
-from mkr_tf import data as mkr_data
 from mkr_tf import distribute
 from mkr_tf import export
 from mkr_tf import progress
@@ -28,18 +27,7 @@ from mkr_tf import trainer
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("dataset", "synthetic",
-                    f"One of {', '.join(mkr_data.KNOWN_DATASETS)}, or the name of a folder of "
-                    f"processed files under --data_dir.")
-flags.DEFINE_string("data_dir", None,
-                    "Where datasets live, one folder each. Default: $MKR_DATA_DIR, else ~/.mkr_tf/data.")
-flags.DEFINE_string("cache_dir", None, "Where prepared data is cached. Default: ~/.mkr_tf/cache.")
-flags.DEFINE_string("recbole_path", None,
-                    "With --dataset=recbole: DIR/NAME of RecBole atomic files NAME.inter, NAME.kg, NAME.link.")
-flags.DEFINE_float("rating_threshold", None,
-                   "Ratings at or above it are positives when preparing raw data. Default: 4 for movie, "
-                   "every rating for book, music and RecBole.")
-flags.DEFINE_boolean("download", True, "Download missing raw files of movie, book and music.")
+cli.define_data_flags()
 flags.DEFINE_string("run_dir", None, "Output folder. Default: runs/<dataset>/<timestamp>.")
 flags.DEFINE_integer("seed", 0, "Seeds the split, the negatives' shuffles and the initialisation.")
 flags.DEFINE_integer("n_epochs", None, "Epochs.")
@@ -59,6 +47,9 @@ flags.DEFINE_enum("cross_unit", "cross_compress", list(mkr_config.CROSS_UNITS),
 flags.DEFINE_float("train_ratio", 1.0,
                    "Train on this seeded share of the training split (the paper's sparsity "
                    "experiment); eval and test stay whole.")
+flags.DEFINE_float("cold_items", 0.0,
+                   "Cold-item protocol: move every training row of this seeded share of the items "
+                   "to eval and test (the KG keeps their triples); results add test_cold_auc.")
 flags.DEFINE_enum("optimizer", "lazy_adam", list(mkr_config.OPTIMIZERS),
                   "lazy_adam updates only the embedding rows a batch touches; adam is standard Adam.")
 flags.DEFINE_integer("patience", None,
@@ -89,17 +80,14 @@ HYPERPARAMETER_FLAGS = ("n_epochs", "dim", "L", "H", "batch_size", "l2_weight", 
                         "kge_interval")
 
 
-def default_data_dir() -> str:
-    return os.environ.get("MKR_DATA_DIR") or os.path.expanduser("~/.mkr_tf/data")
-
-
 def config_from_flags() -> mkr_config.MKRConfig:
     overrides = {name: FLAGS[name].value for name in HYPERPARAMETER_FLAGS
                  if FLAGS[name].value is not None}
     return mkr_config.MKRConfig.for_dataset(
         FLAGS.dataset, seed=FLAGS.seed, use_kge=FLAGS.use_kge,
         use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer,
-        cross_unit=FLAGS.cross_unit, train_ratio=FLAGS.train_ratio, **overrides)
+        cross_unit=FLAGS.cross_unit, train_ratio=FLAGS.train_ratio,
+        cold_items=FLAGS.cold_items, **overrides)
 
 
 # Flushed, so that a pipe (CI logs, `tee`) shows each epoch as it ends.
@@ -120,12 +108,8 @@ def _main():
     # Before any other TensorFlow work: multi_worker and parameter_server set up the runtime.
     strategy = distribute.create_strategy(FLAGS.strategy, FLAGS.min_shard_bytes)
     chief = distribute.is_chief(strategy)
-    data_dir = FLAGS.data_dir or default_data_dir()
-    cache_dir = FLAGS.cache_dir or os.path.expanduser("~/.mkr_tf/cache")
-    prepare_options = dict(recbole_path=FLAGS.recbole_path,
-                           rating_threshold=FLAGS.rating_threshold, download=FLAGS.download)
-    data = mkr_data.load_dataset(FLAGS.dataset, data_dir, cache_dir, FLAGS.seed, log=log_line,
-                                 **prepare_options)
+    data_source = cli.data_source_from_flags()
+    data = cli.load_data_from_flags(FLAGS.seed, log=log_line)
     log_line("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
     run_dir = FLAGS.run_dir or os.path.join(
         "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -137,9 +121,7 @@ def _main():
     # The progress callback prints the epoch lines above its bar.
     trainer.train(config, data, run_dir, FLAGS.dataset, log=callbacks[-1].log,
                   callbacks=callbacks,
-                  data_source={"data_dir": os.path.abspath(data_dir),
-                               "cache_dir": os.path.abspath(cache_dir),
-                               "prepare_options": prepare_options},
+                  data_source=data_source,
                   patience=FLAGS.patience, require_checkpoint=FLAGS.resume, strategy=strategy)
     if FLAGS.export and chief:
         export.export_run(run_dir, FLAGS.export_dir or os.path.join("saved_models", FLAGS.dataset),

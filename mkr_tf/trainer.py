@@ -99,10 +99,12 @@ def _restore_progress(checkpoint: tf.train.Checkpoint, manager: tf.train.Checkpo
     reader = tf.train.load_checkpoint(manager.latest_checkpoint)
     progress = json.loads(reader.get_tensor("progress/.ATTRIBUTES/VARIABLE_VALUE").decode())
     # More epochs may be asked of a resumed run; anything else would mix two different runs.
+    # A setting added after the run was written has its default there.
+    saved = {**MKRConfig().to_dict(), **progress["config"]}
     differences = ", ".join(
-        f"{key} {progress['config'].get(key)!r} there, {value!r} now"
+        f"{key} {saved[key]!r} there, {value!r} now"
         for key, value in config.to_dict().items()
-        if key != "n_epochs" and progress["config"].get(key) != value)
+        if key != "n_epochs" and saved[key] != value)
     if differences:
         raise TrainingError(f"{run_dir} holds a run with other settings ({differences}); "
                             f"resume it with its settings or choose another --run_dir")
@@ -137,7 +139,7 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     chief = distribute.is_chief(strategy)
     if chief:
         run_dir.mkdir(parents=True, exist_ok=True)
-    data = data.with_train_ratio(config.train_ratio, config.seed)
+    data = data.for_protocol(config.cold_items, config.train_ratio, config.seed)
     with distribute.scope(strategy):
         model = build_model(config, data)
     runner = distribute.make_runner(strategy, model)
@@ -184,8 +186,13 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
 
             for split in SPLITS:
                 split_rows = getattr(data, split)
-                for name, value in _ctr_metrics(split_rows, runner.predict(split_rows)).items():
+                scores = runner.predict(split_rows)
+                for name, value in _ctr_metrics(split_rows, scores).items():
                     record[f"{split}_{name}"] = value
+                if len(data.cold_items) and split != "train":
+                    cold = np.isin(split_rows[:, 1], data.cold_items)
+                    for name, value in _ctr_metrics(split_rows[cold], scores[cold]).items():
+                        record[f"{split}_cold_{name}"] = value
             record["seconds"] = time.perf_counter() - epoch_start
             # Saved before the callbacks run, so the best weights are the ones just evaluated.
             best_before = max((r["eval_auc"] for r in history), default=-1.0)
@@ -216,6 +223,7 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
         "eval_auc": best["eval_auc"],
         "test_auc": best["test_auc"],
         "test_acc": best["test_acc"],
+        **{key: best[key] for key in ("test_cold_auc", "test_cold_acc") if key in best},
         "last_epoch": last["epoch"],
         "last_test_auc": last["test_auc"],
         "last_test_acc": last["test_acc"],

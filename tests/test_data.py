@@ -98,6 +98,28 @@ class LoadProcessedTest(tf.test.TestCase):
         self.assertAllEqual(full.with_train_ratio(0.3, seed=0).train, thin.train)
         self.assertIs(full.with_train_ratio(1.0, seed=0), full)
 
+    def test_cold_items_have_no_training_row_and_keep_every_rating(self):
+        ratings = np.stack([np.arange(2000) % 50, np.arange(2000) % 40, np.arange(2000) % 2], axis=1)
+        full = data.build_dataset(ratings, np.array([[0, 0, 45]]), seed=3)
+        cold = full.with_cold_items(0.2, seed=3)
+        self.assertLen(cold.cold_items, 8)  # 20% of the 40 rated items
+        self.assertFalse(np.isin(cold.train[:, 1], cold.cold_items).any())
+        # Every rating of a cold item is now in eval or test, and no row was lost or made.
+        cold_rows = ratings[np.isin(ratings[:, 1], cold.cold_items)]
+        moved = np.concatenate([cold.cold_rows("eval"), cold.cold_rows("test")])
+        self.assertAllEqual(np.unique(moved, axis=0), np.unique(cold_rows, axis=0))
+        self.assertEqual(len(moved), len(cold_rows))
+        self.assertEqual(cold.n_interactions, full.n_interactions)
+        self.assertGreater(len(cold.cold_rows("eval")), 0)
+        self.assertGreater(len(cold.cold_rows("test")), 0)
+        # Warm items keep their split; the same seed gives the same split, another seed another.
+        self.assertAllEqual(cold.train, full.train[~np.isin(full.train[:, 1], cold.cold_items)])
+        again = full.with_cold_items(0.2, seed=3)
+        self.assertAllEqual(again.cold_items, cold.cold_items)
+        self.assertAllEqual(again.test, cold.test)
+        self.assertNotAllEqual(full.with_cold_items(0.2, seed=4).cold_items, cold.cold_items)
+        self.assertIs(full.with_cold_items(0.0, seed=3), full)
+
     def test_too_few_ratings_for_a_split(self):
         with self.assertRaisesRegex(data.DataError, "split is empty"):
             data.build_dataset(np.array([[0, 0, 1], [1, 1, 0]]), np.array([[0, 0, 2]]), seed=0)

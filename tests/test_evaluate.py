@@ -52,7 +52,8 @@ class EvaluateTest(tf.test.TestCase):
         self.assertAllClose(evaluation["topk"]["metrics"], self.results["test_topk"])
         tables = evaluate.format_tables(evaluation)
         self.assertIn(f"test  {best['test_auc']:>8.4f}{best['test_acc']:>8.4f}", tables)
-        self.assertRegex(tables, r"\n  100( +[01]\.\d{4}){4}$")
+        self.assertRegex(tables, r"\n  100( +[01]\.\d{4}){4}\n")
+        self.assertRegex(tables, r"\nitemknn +[01]\.\d{4}")
 
     def test_json_output_and_evaluation_file(self):
         result = run_cli(f"--run_dir={self.run_dir}", "--json", "--ks=5,10")
@@ -66,6 +67,19 @@ class EvaluateTest(tf.test.TestCase):
         self.assertTrue(np.isfinite(printed["ctr"]["test"]["auc"]))
         saved = json.loads((self.run_dir / evaluate.EVALUATION_FILE).read_text())
         self.assertEqual(saved, printed)
+        # The baselines beside MKR, on the run's own split.
+        self.assertEqual(set(printed["baselines"]), {"popularity", "itemknn", "mf"})
+        for figures in (printed["mkr"], *printed["baselines"].values()):
+            self.assertIn("ndcg@10", figures["test"])
+            self.assertIn("distinct@10", figures["test"])
+        self.assertAllClose(printed["mkr"]["test"]["auc"], printed["ctr"]["test"]["auc"])
+
+    def test_nobaselines_shows_mkr_alone(self):
+        result = run_cli(f"--run_dir={self.run_dir}", "--nobaselines", "--nosave")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("Summary on the test split", result.stdout)
+        self.assertRegex(result.stdout, r"\nMKR +[01]\.\d{4}")
+        self.assertNotIn("itemknn", result.stdout)
 
     def test_bad_run_dir_is_one_line_and_exit_2(self):
         result = run_cli(f"--run_dir={self.run_dir / 'missing'}")

@@ -51,3 +51,21 @@ class AccuracyTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class BeyondAccuracyTest(tf.test.TestCase):
+
+    def test_a_hand_made_top_k(self):
+        top = np.array([[0, 1], [0, 2], [0, -1]])
+        # Popularity 5, 3, 3, 0: percentile ranks 87.5, 50, 50, 12.5.
+        figures = metrics.beyond_accuracy(top, np.array([5, 3, 3, 0]), n_candidates=4, ks=(1, 2))
+        self.assertEqual(figures["distinct@1"], 1)
+        self.assertEqual(figures["distinct@2"], 3)
+        self.assertAllClose(figures["coverage@1"], 0.25)
+        self.assertAllClose(figures["coverage@2"], 0.75)
+        self.assertAllClose(figures["popularity_percentile@1"], 87.5)
+        self.assertAllClose(figures["popularity_percentile@2"], (87.5 * 3 + 50 * 2) / 5)
+
+    def test_item_popularity_counts_positives_only(self):
+        train = np.array([[0, 1, 1], [1, 1, 1], [2, 1, 0], [0, 2, 0]])
+        self.assertAllEqual(metrics.item_popularity(train, 4), [0, 2, 0, 0])

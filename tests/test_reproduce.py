@@ -1,5 +1,6 @@
 """`python -m mkr_tf.reproduce --quick` end to end, so the reproduction command cannot rot."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -23,22 +24,39 @@ class ReproduceTest(tf.test.TestCase):
         out = pathlib.Path(self.create_tempdir().full_path)
         first = run_reproduce(f"--out={out}")
         self.assertEqual(first.returncode, 0, first.stderr)
-        # MKR-1L equals MKR on synthetic data (L = 1 already): trained once; 5 distinct variants.
-        self.assertEqual(first.stdout.count("training synthetic"), 5 + 2, first.stdout)
+        # 2 seeds × MKR with and without KGE × (full data, cold items, ratio 0.5).
+        self.assertEqual(first.stdout.count("training synthetic"), 12, first.stdout)
+        self.assertEqual(first.stdout.count("fitting baselines synthetic"), 4, first.stdout)
         report = (out / "results.md").read_text()
-        for heading in ("## CTR prediction", "## Top-K recommendation", "## Sparsity",
+        for heading in ("## CTR prediction", "## Top-K recommendation",
+                        "## Paired differences over seeds", "## Cold items", "## Sparsity",
                         "## Wall time per run", "## Commands and versions"):
             self.assertIn(heading, report)
-        for variant in ("| MKR |", "| MKR, dense Adam |", "| MKR-1L |", "| MKR-DCN |", "| MKR-stitch |", "| MKR w/o KGE |"):
-            self.assertIn(variant, report)
+        for model in ("MKR", "MKR w/o KGE", "popularity", "itemknn", "mf"):
+            self.assertIn(f"| synthetic | {model} |", report)
+            self.assertIn(f"| {model} |", report)  # its top-K row
         for png in ("synthetic_learning_curves.png", "synthetic_topk.png", "synthetic_sparsity.png"):
             self.assertGreater((out / png).stat().st_size, 1000, png)
             self.assertIn(png, report)
-        self.assertIn("python -m mkr_tf.train --dataset=synthetic --seed=S --cross_unit=dcn", report)
+        self.assertIn("python -m mkr_tf.train --dataset=synthetic --seed=S --use_kge=false", report)
+
+        figures = json.loads((out / "results.json").read_text())
+        compared = {row["b"] for row in figures["paired_differences"]}
+        self.assertEqual(compared, {"MKR w/o KGE", "popularity", "itemknn", "mf"})
+        for row in figures["paired_differences"] + figures["cold_paired_differences"]:
+            for key in ("auc", "ndcg@10"):
+                self.assertLessEqual(row[key]["low"], row[key]["mean"])
+                self.assertLessEqual(row[key]["mean"], row[key]["high"])
+                self.assertEqual(row[key]["n"], 2)
+        mkr = figures["models"]["synthetic / MKR"]
+        self.assertLen(mkr, 2)
+        self.assertIn("distinct@10", mkr[0]["test"])
+        self.assertEqual(figures["cold"]["synthetic / popularity"][0]["cold_test"]["auc"], 0.5)
 
         again = run_reproduce(f"--out={out}")
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertNotIn("training", again.stdout)
+        self.assertNotIn("fitting", again.stdout)
         self.assertEqual((out / "results.md").read_text().split("\n", 3)[3], report.split("\n", 3)[3])
 
 

@@ -1,0 +1,148 @@
+"""Each baseline against a brute-force computation, and its command line."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from mkr_tf import baselines
+from mkr_tf import data as mkr_data
+from mkr_tf import metrics
+from tests.test_trainer import two_taste_dataset
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SMALL_MF_GRID = {"dim": (4, 8), "learning_rate": (1e-2,), "l2_weight": (0.01,),
+                 "batch_size": (64,), "max_epochs": (10,)}
+
+
+def _data(seed=0):
+    ratings, kg = two_taste_dataset(seed=seed, n_users=60, n_items=30, n_ratings_per_user=10)
+    return mkr_data.build_dataset(ratings, kg, seed=seed, log=lambda _: None)
+
+
+def brute_force_itemknn(train, n_users, n_items, neighbours, shrink):
+    """score[u, i] = Σ_{j ∈ I_u ∩ N_k(i)} c_ij / (√c_ii √c_jj + shrink), item by item."""
+    liked = np.zeros([n_users, n_items])
+    for user, item, label in train:
+        if label:
+            liked[user, item] = 1
+    counts = liked.T @ liked
+    similarity = np.zeros([n_items, n_items])
+    for i in range(n_items):
+        for j in range(n_items):
+            if i != j and counts[i, j]:
+                similarity[i, j] = counts[i, j] / (np.sqrt(counts[i, i] * counts[j, j]) + shrink)
+    kept = np.zeros_like(similarity)
+    for i in range(n_items):
+        nearest = sorted((j for j in range(n_items) if similarity[i, j]),
+                         key=lambda j: (-similarity[i, j], j))[:neighbours]
+        kept[i, nearest] = similarity[i, nearest]
+    return liked @ kept.T
+
+
+class PopularityTest(tf.test.TestCase):
+
+    def test_scores_are_training_positive_counts(self):
+        data = _data()
+        counts = np.zeros(data.n_items)
+        for _, item, label in data.train:
+            counts[item] += label
+        popularity = baselines.Popularity(data)
+        self.assertAllEqual(popularity.scores(data.test), counts[data.test[:, 1]])
+        catalogue = popularity.catalogue_scores(tf.constant([0, 1, 2])).numpy()
+        self.assertAllEqual(catalogue, np.tile(counts, [3, 1]))
+        probabilities = popularity.predict(data.test)
+        self.assertTrue(((probabilities > 0) & (probabilities < 1)).all())
+        # Calibration is monotone: it leaves the ranking, hence the AUC, as the counts give it.
+        self.assertAllClose(metrics.auc(data.test[:, 2], probabilities),
+                            metrics.auc(data.test[:, 2], counts[data.test[:, 1]]))
+
+
+class ItemKNNTest(tf.test.TestCase):
+
+    def test_matches_brute_force(self):
+        data = _data()
+        for neighbours, shrink in ((3, 0.0), (10, 5.0)):
+            with self.subTest(neighbours=neighbours, shrink=shrink):
+                knn = baselines.ItemKNN(data, neighbours, shrink)
+                expected = brute_force_itemknn(data.train, data.n_users, data.n_items, neighbours,
+                                               shrink)
+                self.assertAllClose(knn.scores(data.test),
+                                    expected[data.test[:, 0], data.test[:, 1]], atol=1e-5)
+                users = np.arange(data.n_users)
+                self.assertAllClose(knn.catalogue_scores(tf.constant(users)).numpy(), expected,
+                                    atol=1e-5)
+
+    def test_an_item_without_training_positives_scores_zero(self):
+        data = _data().with_cold_items(0.2, seed=0)
+        knn = baselines.ItemKNN(data)
+        self.assertAllEqual(knn.scores(data.cold_rows("test")), np.zeros(len(data.cold_rows("test"))))
+
+    def test_grid_picks_the_best_eval_auc(self):
+        data = _data()
+        tried = []
+        best = baselines.best_itemknn(data, {"neighbours": (1, 20), "shrink": (0.0,)},
+                                      log=tried.append)
+        aucs = {n: metrics.auc(data.eval[:, 2], baselines.ItemKNN(data, n, 0.0).scores(data.eval))
+                for n in (1, 20)}
+        self.assertEqual(best.settings["neighbours"], max(aucs, key=aucs.get))
+        self.assertLen(tried, 2)
+
+
+class MFTest(tf.test.TestCase):
+
+    def test_catalogue_logits_equal_pair_logits(self):
+        model = baselines.MatrixFactorization(5, 7, dim=3)
+        users = np.repeat(np.arange(5), 7)
+        items = np.tile(np.arange(7), 5)
+        pairs = model.logits_and_l2(tf.constant(users), tf.constant(items))[0].numpy()
+        self.assertAllClose(model.catalogue_logits(tf.constant(np.arange(5))).numpy(),
+                            pairs.reshape(5, 7))
+
+    def test_learns_and_never_reads_the_test_split(self):
+        ratings, kg = two_taste_dataset()
+        data = mkr_data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
+        mf = baselines.MF(data, seed=0, grid=SMALL_MF_GRID)
+        self.assertGreater(metrics.auc(data.test[:, 2], mf.predict(data.test)), 0.7)
+        # Scrambled test labels change nothing that was chosen or learnt.
+        scrambled = mkr_data.MKRData(**{**data.__dict__, "test": data.test[:, [0, 1, 2]] * [1, 1, 0]})
+        again = baselines.MF(scrambled, seed=0, grid=SMALL_MF_GRID)
+        self.assertEqual(again.settings, mf.settings)
+        self.assertAllClose(again.predict(data.test), mf.predict(data.test))
+        self.assertIn(mf.settings["dim"], SMALL_MF_GRID["dim"])
+
+
+class BaselinesCommandTest(tf.test.TestCase):
+
+    def test_json_has_every_baseline_with_test_auc_and_ndcg(self):
+        root = pathlib.Path(self.create_tempdir().full_path)
+        ratings, kg = two_taste_dataset(n_users=80, n_items=40)
+        mkr_data.write_processed(root / "tiny", ratings, kg)
+        result = subprocess.run(
+            [sys.executable, "-m", "mkr_tf.baselines", "--dataset=tiny", f"--data_dir={root}",
+             f"--cache_dir={root / 'cache'}", "--seed=2", "--json", "--cold_items=0.2"],
+            capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
+            env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        printed = json.loads(result.stdout)
+        self.assertEqual(set(printed["baselines"]), set(baselines.NAMES))
+        for name, figures in printed["baselines"].items():
+            with self.subTest(name):
+                self.assertBetween(figures["test"]["auc"], 0, 1)
+                self.assertBetween(figures["test"]["ndcg@10"], 0, 1)
+                self.assertIn("coverage@10", figures["test"])
+                self.assertIn("auc", figures["cold_test"])
+        # Popularity and ItemKNN know nothing of a cold item: chance.
+        self.assertEqual(printed["baselines"]["popularity"]["cold_test"]["auc"], 0.5)
+        self.assertEqual(printed["baselines"]["itemknn"]["cold_test"]["auc"], 0.5)
+        # The split is the one train makes for that seed.
+        expected = mkr_data.load_dataset("tiny", root, root / "cache", 2).with_cold_items(0.2, 2)
+        self.assertEqual(printed["statistics"], expected.statistics())
+
+
+if __name__ == "__main__":
+    tf.test.main()
