@@ -45,6 +45,9 @@ class MKRConfig:
     cross_unit: str = "cross_compress"
     train_ratio: float = 1.0
     cold_items: float = 0.0
+    # Training options beyond the paper; 0 leaves each as the authors had it.
+    init_scale: float = 0.0  # > 0: N(0, init_scale²) embedding rows instead of Glorot-uniform
+    rs_negatives: int = 0  # > 0: this many fresh negatives per positive every epoch
     seed: int = 0
 
     def __post_init__(self):
@@ -61,6 +64,11 @@ class MKRConfig:
             raise ValueError(f"l2_weight must be a finite number >= 0, got {self.l2_weight!r}")
         if not 0 < self.train_ratio <= 1:
             raise ValueError(f"train_ratio must be in (0, 1], got {self.train_ratio!r}")
+        if not 0 <= self.init_scale < float("inf"):
+            raise ValueError(f"init_scale must be a finite number >= 0, got {self.init_scale!r}")
+        if (not isinstance(self.rs_negatives, int) or isinstance(self.rs_negatives, bool)
+                or self.rs_negatives < 0):
+            raise ValueError(f"rs_negatives must be an integer >= 0, got {self.rs_negatives!r}")
         if not 0 <= self.cold_items < 1:
             raise ValueError(f"cold_items must be in [0, 1), got {self.cold_items!r}")
         if self.cross_unit not in CROSS_UNITS:

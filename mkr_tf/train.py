@@ -50,6 +50,12 @@ flags.DEFINE_float("train_ratio", 1.0,
 flags.DEFINE_float("cold_items", 0.0,
                    "Cold-item protocol: move every training row of this seeded share of the items "
                    "to eval and test (the KG keeps their triples); results add test_cold_auc.")
+flags.DEFINE_float("init_scale", 0.0,
+                   "Beyond the paper: > 0 initialises every embedding row N(0, init_scale²) instead "
+                   "of the authors' Glorot-uniform, whose rows are tiny in large tables.")
+flags.DEFINE_integer("rs_negatives", 0,
+                     "Beyond the paper: > 0 draws this many fresh negatives per training positive "
+                     "every epoch, instead of the one fixed negative of the prepared data.")
 flags.DEFINE_enum("optimizer", "lazy_adam", list(mkr_config.OPTIMIZERS),
                   "lazy_adam updates only the embedding rows a batch touches; adam is standard Adam.")
 flags.DEFINE_integer("patience", None,
@@ -87,7 +93,8 @@ def config_from_flags() -> mkr_config.MKRConfig:
         FLAGS.dataset, seed=FLAGS.seed, use_kge=FLAGS.use_kge,
         use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer,
         cross_unit=FLAGS.cross_unit, train_ratio=FLAGS.train_ratio,
-        cold_items=FLAGS.cold_items, **overrides)
+        cold_items=FLAGS.cold_items, init_scale=FLAGS.init_scale,
+        rs_negatives=FLAGS.rs_negatives, **overrides)
 
 
 # Flushed, so that a pipe (CI logs, `tee`) shows each epoch as it ends.

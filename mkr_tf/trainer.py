@@ -13,6 +13,7 @@ import tensorflow as tf
 from mkr_tf import data as mkr_data
 from mkr_tf import distribute
 from mkr_tf import metrics
+from mkr_tf import negatives
 from mkr_tf.config import MKRConfig
 from mkr_tf.model import MKR
 
@@ -52,7 +53,8 @@ def build_model(config: MKRConfig, data: mkr_data.MKRData) -> MKR:
     return MKR(data.n_users, data.n_items, data.n_entities, data.n_relations, dim=config.dim,
                L=config.L, H=config.H, l2_weight=config.l2_weight,
                use_inner_product=config.use_inner_product, lr_rs=config.lr_rs,
-               lr_kge=config.lr_kge, optimizer=config.optimizer, cross_unit=config.cross_unit)
+               lr_kge=config.lr_kge, optimizer=config.optimizer, cross_unit=config.cross_unit,
+               init_scale=config.init_scale)
 
 
 def predict(model: MKR, ratings: np.ndarray) -> np.ndarray:
@@ -168,7 +170,11 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
                 break
             epoch_start = time.perf_counter()
             record: dict[str, Any] = {"epoch": epoch}
-            ratings = mkr_data.shuffled(data.train, (config.seed, epoch, 0))
+            ratings = data.train
+            if config.rs_negatives:
+                ratings = negatives.with_fresh_negatives(
+                    data.train, data.n_items, config.rs_negatives, (config.seed, epoch, 3))
+            ratings = mkr_data.shuffled(ratings, (config.seed, epoch, 0))
             step_start = time.perf_counter()
             rs_losses = runner.rec_epoch(ratings, config.batch_size)
             progress["train_seconds"] += time.perf_counter() - step_start

@@ -134,3 +134,30 @@ class TrainTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class TrainingOptionsTest(tf.test.TestCase):
+    """Options beyond the paper: each changes training when on, and is a function of the seed."""
+
+    def _train(self, **options):
+        ratings, kg = two_taste_dataset(n_users=80)
+        dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
+        config = MKRConfig(n_epochs=2, batch_size=64, lr_rs=0.01, kge_interval=1, seed=1, **options)
+        return trainer.train(config, dataset, self.create_tempdir().full_path, "two_taste",
+                             log=lambda _: None)
+
+    def test_fresh_negatives_and_init_scale(self):
+        paper = self._train()
+        for options in ({"rs_negatives": 2}, {"init_scale": 0.1}):
+            with self.subTest(**options):
+                first, again = self._train(**options), self._train(**options)
+                self.assertEqual(first["history"][-1]["test_auc"], again["history"][-1]["test_auc"])
+                self.assertNotEqual(first["history"][-1]["rs_loss"], paper["history"][-1]["rs_loss"])
+
+    def test_init_scale_sets_the_rows_scale(self):
+        ratings, kg = two_taste_dataset()
+        dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
+        model = trainer.build_model(MKRConfig(init_scale=0.5, dim=16), dataset)
+        self.assertAllClose(np.std(model.entity_embedding.embeddings.numpy()), 0.5, rtol=0.1)
+        glorot = trainer.build_model(MKRConfig(dim=16), dataset)
+        self.assertLess(np.std(glorot.entity_embedding.embeddings.numpy()), 0.2)
