@@ -142,7 +142,9 @@ class Reproduction:
         results_path = run_dir / trainer.RESULTS_FILE
         if results_path.is_file() and not self.force:
             results = json.loads(results_path.read_text())
-            if results["config"] == config.to_dict() and "protocol" in results:
+            # A setting added since the run was written has its default there.
+            saved = {**MKRConfig().to_dict(), **results["config"]}
+            if saved == config.to_dict() and "protocol" in results:
                 return results
         # A finished run of other settings, or --force, starts over; a killed run resumes.
         if run_dir.exists() and (self.force or results_path.is_file()):
