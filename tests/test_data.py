@@ -99,7 +99,8 @@ class LoadProcessedTest(tf.test.TestCase):
         self.assertIs(full.with_train_ratio(1.0, seed=0), full)
 
     def test_cold_items_have_no_training_row_and_keep_every_rating(self):
-        ratings = np.stack([np.arange(2000) % 50, np.arange(2000) % 40, np.arange(2000) % 2], axis=1)
+        # 50 users x 40 items, each pair once (a repeated pair would be kept once).
+        ratings = np.stack([np.arange(2000) // 40, np.arange(2000) % 40, np.arange(2000) % 2], axis=1)
         full = data.build_dataset(ratings, np.array([[0, 0, 45]]), seed=3)
         cold = full.with_cold_items(0.2, seed=3)
         self.assertLen(cold.cold_items, 8)  # 20% of the 40 rated items
