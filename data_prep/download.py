@@ -26,6 +26,7 @@ import urllib.request
 import zipfile
 
 from data_prep import DataError
+from data_prep import raw
 
 GROUPLENS = "https://files.grouplens.org/datasets/"
 # The authors' repository; its data/ folder holds the KG files of all three datasets and the
@@ -114,6 +115,11 @@ def locate_inputs(dataset: str, data_dir: pathlib.Path, cache_dir: pathlib.Path,
     download_dir = cache_dir / "downloads" / dataset
     found, missing = {}, []
     for name in SOURCES[dataset]:
+        for folder in (own_dir, download_dir):
+            path = folder / name
+            # A folder or a bad link in a file's place is a mistake to name, not a missing file.
+            if not path.is_file() and (path.is_symlink() or path.exists()):
+                raise DataError(f"{path}: {raw.not_a_file(path)}")
         place = next((folder / name for folder in (own_dir, download_dir)
                       if (folder / name).is_file()), None)
         if place is None:

@@ -12,6 +12,7 @@ of item_index2entity_id.txt, or the kept links of a RecBole .link file, in order
 meta.json, not in a file of its own, so the processed format stays those three files.
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -19,7 +20,6 @@ import math
 import os
 import pathlib
 import shutil
-import tempfile
 
 import numpy as np
 import pandas as pd
@@ -29,13 +29,15 @@ from data_prep import convert
 from data_prep import download as download_lib
 from data_prep import raw
 from data_prep import recbole
+from data_prep import staging
 
 RAW_DATASETS = ("movie", "book", "music")
 # Part of the cache key: bump it whenever the same inputs would now give different output.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 RATINGS_FILE = "ratings_final.txt"
 KG_FILE = "kg_final.txt"
 META_FILE = "meta.json"
+_STAGING_PREFIX = ".staging-"
 STATISTICS = ("users", "items", "interactions", "entities", "relations", "triples")
 
 
@@ -91,6 +93,8 @@ def prepare(dataset: str, data_dir: str | os.PathLike, cache_dir: str | os.PathL
     leaf = f"seed{seed}-{key[:16]}"
     output = (cache_dir / dataset / f"{name}-{leaf}" if dataset == "recbole"
               else cache_dir / dataset / leaf)
+    with contextlib.suppress(OSError):  # A read-only cache has nothing of ours to clean.
+        staging.remove_stale(output.parent, _STAGING_PREFIX)
     if (output / META_FILE).is_file():
         log(f"{label}: up to date: {output}")
         return output
@@ -200,21 +204,18 @@ def _publish(output: pathlib.Path, ratings: np.ndarray, triples: np.ndarray,
         output.parent.mkdir(parents=True, exist_ok=True)
         if output.exists():
             shutil.rmtree(output)  # Left without meta.json by hand: not a finished output.
-        staging = pathlib.Path(tempfile.mkdtemp(prefix=".staging-", dir=output.parent))
     except OSError as error:
         raise DataError(f"{output.parent}: cannot write the cache: {error.strerror}") from None
     try:
-        _write_table(staging / RATINGS_FILE, ratings)
-        _write_table(staging / KG_FILE, triples)
-        (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; the cache is meant to be shared.
-        os.rename(staging, output)
+        with staging.staging_folder(output.parent, _STAGING_PREFIX) as staged:
+            _write_table(staged / RATINGS_FILE, ratings)
+            _write_table(staged / KG_FILE, triples)
+            (staged / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+            os.rename(staged, output)
     except OSError as error:
         # A concurrent run with the same inputs may have published the same output first.
         if not (output / META_FILE).is_file():
             raise DataError(f"{output}: cannot write the cache: {error}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_table(path: pathlib.Path, values: np.ndarray) -> None:
@@ -222,8 +223,8 @@ def _write_table(path: pathlib.Path, values: np.ndarray) -> None:
 
 
 def _sha256(path: pathlib.Path) -> str:
+    """The file's sha256; a runaway line fails here, before the whole file is read."""
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
+    for chunk in raw.checked_chunks(path):
+        digest.update(chunk)
     return digest.hexdigest()

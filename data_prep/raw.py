@@ -5,12 +5,15 @@ naming the file, the line and the offending text, so a bad input costs the user 
 line instead of a traceback. Line numbers are only worked out on the error path.
 """
 
+import codecs
 import csv
 import dataclasses
+import errno
 import io
 import os
 import pathlib
 import re
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,9 @@ ITEM_MAP_FILE = "item_index2entity_id.txt"
 KG_FILE = "kg.txt"
 
 _SEPARATOR_NAMES = {"\t": "tab", ";": "';'", "::": "'::'"}
+# Far longer than any line of a real rating, item map or KG file: a file without line ends
+# fails after this much is read, not once the whole of it fills the memory.
+MAX_LINE_BYTES = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +104,16 @@ class Table:
     def strings(self, column: int) -> np.ndarray:
         return self.frame[column].to_numpy(dtype=object)
 
+    def ids(self, column: int, what: str) -> np.ndarray:
+        """Column `column` as id strings without surrounding spaces (a stray trailing space
+        must not make a new entity); an id with whitespace inside raises DataError."""
+        values = self.frame[column].str.strip()
+        odd = values.str.contains(r"\s", regex=True).to_numpy()
+        if odd.any():
+            row = int(np.flatnonzero(odd)[0])
+            raise self.fail(row, f"{what} {values.iloc[row]!r} has whitespace inside")
+        return values.to_numpy(dtype=object)
+
 
 def read_table(path: os.PathLike, *, separator: str, n_fields: int | None,
                has_header: bool, encoding: str = "utf-8-sig", quoted: bool = False,
@@ -122,12 +138,9 @@ def read_table(path: os.PathLike, *, separator: str, n_fields: int | None,
             fields or an empty required field.
     """
     path = pathlib.Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read: {error.strerror}") from None
+    raw = read_bytes(path)
+    # Any encoding: the rating files are latin-1, and a UTF-8 editor may still have added one.
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as error:
@@ -173,6 +186,49 @@ def read_table(path: os.PathLike, *, separator: str, n_fields: int | None,
     return table
 
 
+def read_bytes(path: pathlib.Path, keep: bool = True) -> bytes:
+    """The bytes of `path` (none when not `keep`), checking that no line is longer than
+    MAX_LINE_BYTES as they are read."""
+    chunks = [chunk for chunk in checked_chunks(path) if keep]
+    return b"".join(chunks)
+
+
+def checked_chunks(path: pathlib.Path) -> Iterator[bytes]:
+    """The bytes of `path` in chunks of MAX_LINE_BYTES; a longer line raises DataError once
+    at most twice that much has been read."""
+    if not path.is_file():
+        raise DataError(f"{path}: {not_a_file(path)}")
+    lines_before, run = 0, 0
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(MAX_LINE_BYTES):
+                first_end = chunk.find(b"\n")
+                run += len(chunk) if first_end < 0 else first_end
+                if run > MAX_LINE_BYTES:
+                    raise DataError(f"{path}, line {lines_before + 1}: longer than "
+                                    f"{MAX_LINE_BYTES:,} bytes without a line end; not a text "
+                                    f"table")
+                if first_end >= 0:
+                    lines_before += chunk.count(b"\n")
+                    run = len(chunk) - chunk.rfind(b"\n") - 1
+                yield chunk
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error.strerror}") from None
+
+
+def not_a_file(path: pathlib.Path) -> str:
+    """What is at `path` instead of a readable file, for a message."""
+    try:
+        path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "is a symbolic link loop, not a file"
+        if path.is_symlink():
+            return f"is a broken symbolic link to {os.readlink(path)}"
+        return "file not found"
+    return "is a folder, not a file" if path.is_dir() else "is not a regular file"
+
+
 def read_ratings(dataset: str, path: os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reads a paper dataset's raw rating file.
 
@@ -208,8 +264,8 @@ def read_item_map(path: os.PathLike, integer_items: bool) -> tuple[np.ndarray, n
         DataError: also when an item or an entity is listed twice.
     """
     table = read_table(path, separator="\t", n_fields=2, has_header=False, as_strings=True)
-    items = table.integers(0, "item id") if integer_items else table.strings(0)
-    entities = table.strings(1)
+    items = table.integers(0, "item id") if integer_items else table.ids(0, "item id")
+    entities = table.ids(1, "entity id")
     for values, what in ((items, "item"), (entities, "entity")):
         repeated = pd.Index(values).duplicated()
         if repeated.any():
@@ -221,9 +277,9 @@ def read_item_map(path: os.PathLike, integer_items: bool) -> tuple[np.ndarray, n
 
 
 def read_kg(path: os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reads kg.txt: head, tab, relation, tab, tail, all kept as strings."""
+    """Reads kg.txt: head, tab, relation, tab, tail, all kept as id strings."""
     table = read_table(path, separator="\t", n_fields=3, has_header=False, as_strings=True)
-    return table.strings(0), table.strings(1), table.strings(2)
+    return table.ids(0, "head"), table.ids(1, "relation"), table.ids(2, "tail")
 
 
 def read_atomic(path: os.PathLike, fields: dict[str, bool]) -> dict[str, np.ndarray]:

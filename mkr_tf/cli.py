@@ -8,6 +8,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from mkr_tf import errors
+
 # Errors that bad input, bad flags or missing files raise; anything else is a bug and keeps its
 # traceback.
 USER_ERRORS = (ValueError, OSError, RuntimeError)
@@ -17,9 +19,11 @@ def run(name: str, body: Callable[[], None], define_flags: Callable[[], None] | 
         user_errors: tuple[type[BaseException], ...] = USER_ERRORS) -> None:
     """Defines the command's flags, parses the command line and runs `body`.
 
-    A user error ends the command with `<name>: error: <message>` on stderr and exit code 2, no
-    traceback (a `--verbose` flag, where the command defines one, shows it). TensorFlow's routine
-    INFO logs are silenced unless `--verbose`.
+    A user error (one of `user_errors` or an `errors.MKRError`) ends the command with
+    `<name>: error: <message>` on stderr and exit code 2, no traceback (a `--verbose` flag, where
+    the command defines one, shows it). Ctrl-C ends it with `<name>: <message>` (what was saved,
+    for `errors.Interrupted`) and exit code 130. TensorFlow's routine INFO logs are silenced
+    unless `--verbose`.
     """
     if define_flags is not None:
         define_flags()
@@ -32,11 +36,16 @@ def run(name: str, body: Callable[[], None], define_flags: Callable[[], None] | 
             logging.set_verbosity(logging.WARNING)
         try:
             body()
-        except user_errors as error:
+        except (*user_errors, errors.MKRError) as error:
             if verbose:
                 raise
             print(f"{name}: error: {error}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt as interrupt:
+            if verbose:
+                raise
+            print(f"{name}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
+            sys.exit(130)
 
     app.run(main)
 
@@ -56,6 +65,12 @@ def define_data_flags() -> None:
     flags.DEFINE_string("dataset", "synthetic",
                         f"One of {', '.join(mkr_data.KNOWN_DATASETS)}, or the name of a folder of "
                         f"processed files under --data_dir.")
+    flags.DEFINE_string("processed_dir", None,
+                        "A folder of processed files (ratings_final.txt, kg_final.txt) anywhere, "
+                        "read as it is; the run takes the folder's name unless --dataset names it.")
+    flags.DEFINE_boolean("allow_sparse_ids", False,
+                         "Accept ids so far apart that a table would be more than 100 times (and "
+                         "1M rows) larger than the ids it holds.")
     flags.DEFINE_string("data_dir", None, "Where datasets live, one folder each. Default: "
                         "$MKR_DATA_DIR, else ~/.mkr_tf/data.")
     flags.DEFINE_string("cache_dir", None, "Where prepared data is cached. Default: ~/.mkr_tf/cache.")
@@ -67,11 +82,21 @@ def define_data_flags() -> None:
     flags.DEFINE_boolean("download", True, "Download missing raw files of movie, book and music.")
 
 
+def dataset_name_from_flags() -> str:
+    """--dataset, or with --processed_dir and no --dataset, that folder's name."""
+    values = flags.FLAGS
+    if values.processed_dir and not values["dataset"].present:
+        return os.path.basename(os.path.normpath(os.path.abspath(values.processed_dir)))
+    return values.dataset
+
+
 def data_source_from_flags() -> dict[str, Any]:
     """Where the data flags point: what `runs.load_run` needs to rebuild the same data."""
     values = flags.FLAGS
     return {"data_dir": os.path.abspath(values.data_dir or default_data_dir()),
             "cache_dir": os.path.abspath(values.cache_dir or default_cache_dir()),
+            "processed_dir": values.processed_dir and os.path.abspath(values.processed_dir),
+            "allow_sparse_ids": values.allow_sparse_ids,
             "prepare_options": dict(recbole_path=values.recbole_path,
                                     rating_threshold=values.rating_threshold,
                                     download=values.download)}
@@ -81,5 +106,8 @@ def load_data_from_flags(seed: int, log: Callable[[str], None] = print):
     """The dataset the data flags name, split by `seed`."""
     from mkr_tf import data as mkr_data  # pylint: disable=import-outside-toplevel
     source = data_source_from_flags()
-    return mkr_data.load_dataset(flags.FLAGS.dataset, source["data_dir"], source["cache_dir"],
-                                 seed, log=log, **source["prepare_options"])
+    return mkr_data.load_dataset(dataset_name_from_flags(), source["data_dir"],
+                                 source["cache_dir"], seed, log=log,
+                                 processed_dir=source["processed_dir"],
+                                 allow_sparse_ids=source["allow_sparse_ids"],
+                                 **source["prepare_options"])

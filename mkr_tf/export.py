@@ -19,18 +19,18 @@ every item (assets/item_ids.tsv).
 import errno
 import os
 import pathlib
-import shutil
 import tempfile
-import uuid
 from typing import Callable, Sequence
 
 from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from data_prep import staging as staging_lib
 from mkr_tf import cli
 from mkr_tf import data as mkr_data
 from mkr_tf import ranking
+from mkr_tf import run_folder
 from mkr_tf import runs
 from mkr_tf.model import MKR
 
@@ -75,21 +75,21 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
     if item_ids is not None and len(item_ids) != model.n_items:
         raise ValueError(f"item_ids lists {len(item_ids)} items, the model has {model.n_items}")
     export_base = pathlib.Path(export_base)
-    export_base.mkdir(parents=True, exist_ok=True)
+    run_folder.check_output_folder(export_base, "--export_dir")
     # TF Serving only loads integer-named folders, so it never sees the staging folder; being
-    # inside export_base keeps the final rename on one file system, hence atomic.
-    staging = export_base / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
-    try:
-        with tempfile.TemporaryDirectory() as asset_dir:
+    # inside export_base keeps the final rename on one file system, hence atomic. A killed
+    # export's staging folder is removed by the next export.
+    with run_folder.writing(export_base, "the export"):
+        export_base.mkdir(parents=True, exist_ok=True)
+        with staging_lib.staging_folder(export_base, _STAGING_PREFIX) as staging, \
+                tempfile.TemporaryDirectory() as asset_dir:
             item_ids_path = None
             if item_ids is not None:
                 item_ids_path = pathlib.Path(asset_dir) / ITEM_IDS_ASSET
                 _write_item_ids(item_ids_path, item_ids)
             module, signatures = _serving_module(model, data.train, item_ids_path)
             tf.saved_model.save(module, str(staging), signatures=signatures)
-        version_dir = _publish(staging, export_base)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            version_dir = _publish(staging, export_base)
     log(f"exported {version_dir} (signatures {', '.join(SIGNATURES)})")
     return version_dir
 
@@ -141,6 +141,22 @@ def _checked_ids(ids: tf.Tensor, size: int, name: str) -> tf.Tensor:
         return tf.identity(ids)
 
 
+def _checked_same_length(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+    """`inputs`, once an assert that they all have the same length has passed.
+
+    TensorFlow would broadcast a length-1 input against the others (a client's bug answered
+    instead of refused) and fail on other mismatches with an internal shape error.
+    """
+    names = list(inputs)
+    lengths = [tf.size(inputs[name]) for name in names]
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.equal(tf.stack(lengths), lengths[0])),
+        [f"{', '.join(names)} must have the same length; got lengths", *lengths],
+        summarize=len(names))
+    with tf.control_dependencies([check]):
+        return {name: tf.identity(value) for name, value in inputs.items()}
+
+
 def _checked_k(k: tf.Tensor, n_items: int) -> tf.Tensor:
     check = tf.debugging.Assert(
         tf.logical_and(k >= 1, k <= n_items),
@@ -177,6 +193,7 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
 
     @tf.function(input_signature=[ids("user_id"), ids("item_id")])
     def predict(user_id, item_id):
+        user_id, item_id = _checked_same_length(user_id=user_id, item_id=item_id).values()
         user_id = _checked_ids(user_id, n_users, "user_id")
         item_id = _checked_ids(item_id, n_items, "item_id")
         return {"probability": model({"user": user_id, "item": item_id})}
@@ -193,6 +210,8 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
 
     @tf.function(input_signature=[ids("head"), ids("relation"), ids("tail")])
     def kg_score(head, relation, tail):
+        head, relation, tail = _checked_same_length(
+            head=head, relation=relation, tail=tail).values()
         # Heads go through the item's cross&compress units, so they must be items.
         head = _checked_ids(head, n_items, "head")
         relation = _checked_ids(relation, model.n_relations, "relation")

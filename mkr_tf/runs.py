@@ -35,7 +35,9 @@ def load_run(run_dir: os.PathLike, log=lambda _: None) -> Run:
     source = results["data_source"]
     data = mkr_data.load_dataset(
         results["dataset"], source.get("data_dir", ""), source.get("cache_dir", ""), config.seed,
-        log=log, **source.get("prepare_options", {})).for_protocol(
+        log=log, processed_dir=source.get("processed_dir"),
+        allow_sparse_ids=source.get("allow_sparse_ids", False),
+        **source.get("prepare_options", {})).for_protocol(
             config.cold_items, config.train_ratio, config.seed)
     model = trainer.build_model(config, data)
     model.load_weights(weights_path)

@@ -17,11 +17,14 @@ import os
 
 from absl import flags
 
+from mkr_tf import budget
 from mkr_tf import cli
 from mkr_tf import config as mkr_config
+from mkr_tf import data as mkr_data
 from mkr_tf import distribute
 from mkr_tf import export
 from mkr_tf import progress
+from mkr_tf import run_folder
 from mkr_tf import summaries
 from mkr_tf import trainer
 
@@ -29,6 +32,9 @@ FLAGS = flags.FLAGS
 
 cli.define_data_flags()
 flags.DEFINE_string("run_dir", None, "Output folder. Default: runs/<dataset>/<timestamp>.")
+flags.DEFINE_boolean("overwrite", False,
+                     "Start the run in --run_dir afresh: remove what an earlier mkr_tf.train run "
+                     "wrote there (and nothing else).")
 flags.DEFINE_integer("seed", 0, "Seeds the split, the negatives' shuffles and the initialisation.")
 flags.DEFINE_integer("n_epochs", None, "Epochs.")
 flags.DEFINE_integer("dim", None, "Embedding size d.")
@@ -90,7 +96,7 @@ def config_from_flags() -> mkr_config.MKRConfig:
     overrides = {name: FLAGS[name].value for name in HYPERPARAMETER_FLAGS
                  if FLAGS[name].value is not None}
     return mkr_config.MKRConfig.for_dataset(
-        FLAGS.dataset, seed=FLAGS.seed, use_kge=FLAGS.use_kge,
+        cli.dataset_name_from_flags(), seed=FLAGS.seed, use_kge=FLAGS.use_kge,
         use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer,
         cross_unit=FLAGS.cross_unit, train_ratio=FLAGS.train_ratio,
         cold_items=FLAGS.cold_items, init_scale=FLAGS.init_scale,
@@ -111,28 +117,44 @@ def _main():
         raise ValueError(f"patience must be an integer >= 1, got {FLAGS.patience}")
     if FLAGS.resume and not FLAGS.run_dir:
         raise ValueError("--resume needs the --run_dir of the run to continue")
+    name = mkr_data.check_dataset_name(cli.dataset_name_from_flags())
     config = config_from_flags()
+    run_dir = FLAGS.run_dir or os.path.join(
+        "runs", name, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    export_dir = FLAGS.export_dir or os.path.join("saved_models", name)
+    finished = None if FLAGS.overwrite else run_folder.finished_results(
+        run_dir, run_folder.identity(name, config.to_dict()))
+    if finished is not None:
+        log_line(f"{run_dir}: already finished with these settings (best eval AUC "
+                 f"{finished['eval_auc']:.4f} at epoch {finished['best_epoch']}); nothing to do "
+                 f"(--overwrite starts it afresh)")
+        return
+    # Found now rather than after the whole training.
+    run_folder.check_output_folder(run_dir, "--run_dir")
+    if FLAGS.export:
+        run_folder.check_output_folder(export_dir, "--export_dir")
+    if FLAGS.logdir:
+        run_folder.check_output_folder(FLAGS.logdir, "--logdir")
     # Before any other TensorFlow work: multi_worker and parameter_server set up the runtime.
     strategy = distribute.create_strategy(FLAGS.strategy, FLAGS.min_shard_bytes)
     chief = distribute.is_chief(strategy)
     data_source = cli.data_source_from_flags()
     data = cli.load_data_from_flags(FLAGS.seed, log=log_line)
     log_line("statistics: " + ", ".join(f"{k} {v:,}" for k, v in data.statistics().items()))
-    run_dir = FLAGS.run_dir or os.path.join(
-        "runs", FLAGS.dataset, datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    log_line(budget.plan(config, data).describe())
     # Other multi_worker workers train in step with the chief but write nothing.
     callbacks = summaries.training_callbacks(
         run_dir, logdir=FLAGS.logdir, quiet=FLAGS.quiet, topk_every=FLAGS.topk_every,
         summary_every_steps=FLAGS.summary_every_steps) if chief else [
             progress.ProgressCallback(quiet=FLAGS.quiet)]
     # The progress callback prints the epoch lines above its bar.
-    trainer.train(config, data, run_dir, FLAGS.dataset, log=callbacks[-1].log,
+    trainer.train(config, data, run_dir, name, log=callbacks[-1].log,
                   callbacks=callbacks,
                   data_source=data_source,
-                  patience=FLAGS.patience, require_checkpoint=FLAGS.resume, strategy=strategy)
+                  patience=FLAGS.patience, require_checkpoint=FLAGS.resume, strategy=strategy,
+                  overwrite=FLAGS.overwrite)
     if FLAGS.export and chief:
-        export.export_run(run_dir, FLAGS.export_dir or os.path.join("saved_models", FLAGS.dataset),
-                          log=log_line)
+        export.export_run(run_dir, export_dir, log=log_line)
 
 
 def run():

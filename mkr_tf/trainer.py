@@ -10,17 +10,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import budget
 from mkr_tf import data as mkr_data
 from mkr_tf import distribute
+from mkr_tf import errors
 from mkr_tf import metrics
 from mkr_tf import negatives
+from mkr_tf import run_folder
 from mkr_tf.config import MKRConfig
 from mkr_tf.model import MKR
 
 SPLITS = ("train", "eval", "test")
-BEST_WEIGHTS_FILE = "best.weights.h5"
-RESULTS_FILE = "results.json"
-CHECKPOINT_DIR = "checkpoints"
+BEST_WEIGHTS_FILE = run_folder.BEST_WEIGHTS_FILE
+RESULTS_FILE = run_folder.RESULTS_FILE
+CHECKPOINT_DIR = run_folder.CHECKPOINT_DIR
 
 
 class TrainingError(RuntimeError):
@@ -79,12 +82,6 @@ def _check_finite(losses: dict[str, Any], task: str, epoch: int) -> None:
             f"learning rate (--lr_{'rs' if task == 'RS' else 'kge'}) or check the input data")
 
 
-def _write_json_atomically(path: pathlib.Path, payload: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
-
-
 def _format_epoch(epoch: int, n_epochs: int, record: dict[str, Any]) -> str:
     parts = [f"epoch {epoch:>3}/{n_epochs}", f"rs_loss {record['rs_loss']:.4f}"]
     if "kge_loss" in record:
@@ -95,21 +92,14 @@ def _format_epoch(epoch: int, n_epochs: int, record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-def _restore_progress(checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
-                      config: MKRConfig, run_dir: pathlib.Path) -> dict[str, Any]:
-    """The progress saved with the latest checkpoint, after restoring model and optimizers."""
+def _restore_progress(checkpoint: tf.train.Checkpoint,
+                      manager: tf.train.CheckpointManager) -> dict[str, Any]:
+    """The progress saved with the latest checkpoint, after restoring model and optimizers.
+
+    `run_folder.claimed` has checked that the folder holds a run of the same settings.
+    """
     reader = tf.train.load_checkpoint(manager.latest_checkpoint)
     progress = json.loads(reader.get_tensor("progress/.ATTRIBUTES/VARIABLE_VALUE").decode())
-    # More epochs may be asked of a resumed run; anything else would mix two different runs.
-    # A setting added after the run was written has its default there.
-    saved = {**MKRConfig().to_dict(), **progress["config"]}
-    differences = ", ".join(
-        f"{key} {saved[key]!r} there, {value!r} now"
-        for key, value in config.to_dict().items()
-        if key != "n_epochs" and saved[key] != value)
-    if differences:
-        raise TrainingError(f"{run_dir} holds a run with other settings ({differences}); "
-                            f"resume it with its settings or choose another --run_dir")
     checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     return progress
 
@@ -118,11 +108,16 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
           log: Callable[[str], None] = print, data_source: dict[str, Any] | None = None,
           callbacks: Sequence[TrainingCallback] = (), patience: int | None = None,
           require_checkpoint: bool = False,
-          strategy: tf.distribute.Strategy | None = None) -> dict[str, Any]:
+          strategy: tf.distribute.Strategy | None = None,
+          overwrite: bool = False) -> dict[str, Any]:
     """Trains MKR on `data` as `config` says, checkpointing every epoch under `run_dir`.
 
     A run folder that holds a checkpoint is resumed from it (and `require_checkpoint` insists on
-    one). Each epoch's shuffles are a function of (seed, epoch), so a resumed run goes on exactly
+    one); `run_folder.claimed` guards the folder (one writer, none of the user's own files, the
+    same settings unless `overwrite`, which starts afresh). Tables that would not fit in memory
+    or the run folder on its disk are refused before the model is built (`budget`). Ctrl-C
+    raises `errors.Interrupted` and a failed save `errors.RunDirError`, each saying which epoch
+    the kept checkpoint holds. Each epoch's shuffles are a function of (seed, epoch), so a resumed run goes on exactly
     as an uninterrupted one would. With `patience`, training stops once eval AUC has not improved
     for that many epochs. The weights of the best-eval epoch are kept in best.weights.h5.
 
@@ -138,10 +133,24 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     The results then also hold `distribution` (`distribute.describe`).
     """
     run_dir = pathlib.Path(run_dir)
+    # Before the folder is claimed, so that a mistyped --run_dir is not created.
+    if require_checkpoint and tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)) is None:
+        raise TrainingError(f"{run_dir / CHECKPOINT_DIR}: no checkpoint to resume from")
+    arguments = (config, data, run_dir, dataset_name, log, data_source, callbacks, patience,
+                 strategy)
+    if not distribute.is_chief(strategy):
+        return _train(*arguments)
+    with run_folder.claimed(run_dir, run_folder.identity(dataset_name, config.to_dict()),
+                            overwrite):
+        return _train(*arguments)
+
+
+def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, patience, strategy):
     chief = distribute.is_chief(strategy)
-    if chief:
-        run_dir.mkdir(parents=True, exist_ok=True)
     data = data.for_protocol(config.cold_items, config.train_ratio, config.seed)
+    planned = budget.plan(config, data)
+    # Parameter servers hold the sharded tables, not this process.
+    budget.check(planned, run_dir if chief else None, memory=strategy is None)
     with distribute.scope(strategy):
         model = build_model(config, data)
     runner = distribute.make_runner(strategy, model)
@@ -150,11 +159,9 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
         progress=tf.Variable("", dtype=tf.string, trainable=False))
     manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINT_DIR, max_to_keep=2)
     if manager.latest_checkpoint:
-        progress = _restore_progress(checkpoint, manager, config, run_dir)
+        progress = _restore_progress(checkpoint, manager)
         progress["config"] = config.to_dict()
         log(f"resuming {run_dir} after epoch {len(progress['history'])}")
-    elif require_checkpoint:
-        raise TrainingError(f"{run_dir / CHECKPOINT_DIR}: no checkpoint to resume from")
     else:
         progress = {"config": config.to_dict(), "history": [], "train_seconds": 0.0,
                     "stopped_early": False}
@@ -163,6 +170,14 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
                              f"the epochs done in {run_dir} (resuming needs it on shared storage)")
     for callback in callbacks:
         callback.on_train_begin(model, config, data, run_dir)
+
+    saved_epoch = len(history)
+
+    def kept() -> str:
+        """What a failed save leaves, for its message."""
+        return (f"; the checkpoint of epoch {saved_epoch} is kept: free space or fix the "
+                f"folder, then resume with --resume"
+                if saved_epoch else "; nothing was saved yet")
 
     try:
         for epoch in range(len(history) + 1, config.n_epochs + 1):
@@ -203,8 +218,13 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
             # Saved before the callbacks run, so the best weights are the ones just evaluated.
             best_before = max((r["eval_auc"] for r in history), default=-1.0)
             if record["eval_auc"] > best_before and chief:
-                model.save_weights(run_dir / f"tmp-{BEST_WEIGHTS_FILE}")
-                os.replace(run_dir / f"tmp-{BEST_WEIGHTS_FILE}", run_dir / BEST_WEIGHTS_FILE)
+                budget.check_room(run_dir, max(planned.weights_file_bytes,
+                                               _size(run_dir / BEST_WEIGHTS_FILE)),
+                                  BEST_WEIGHTS_FILE, then=kept())
+                with run_folder.writing(run_dir, BEST_WEIGHTS_FILE, then=kept(),
+                                        partial=(run_dir / f"tmp-{BEST_WEIGHTS_FILE}",)):
+                    model.save_weights(run_dir / f"tmp-{BEST_WEIGHTS_FILE}")
+                    os.replace(run_dir / f"tmp-{BEST_WEIGHTS_FILE}", run_dir / BEST_WEIGHTS_FILE)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, record, model)
             history.append(record)
@@ -212,13 +232,25 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
             progress["stopped_early"] = patience is not None and epoch - best_epoch >= patience
             checkpoint.progress.assign(json.dumps(progress))
             if chief:
-                manager.save(checkpoint_number=epoch)
+                budget.check_room(run_dir, max(planned.checkpoint_bytes,
+                                               _size(manager.latest_checkpoint)),
+                                  f"the checkpoint of epoch {epoch}", then=kept())
+                with run_folder.writing(
+                        run_dir / CHECKPOINT_DIR, f"the checkpoint of epoch {epoch}", then=kept(),
+                        partial=(run_dir / CHECKPOINT_DIR / f"ckpt-{epoch}_temp",)):
+                    manager.save(checkpoint_number=epoch)
+            saved_epoch = epoch
             log(_format_epoch(epoch, config.n_epochs, record))
             if progress["stopped_early"]:
                 log(f"early stop: eval AUC has not improved for {patience} epochs since epoch {best_epoch}")
-    except BaseException:
+    except BaseException as error:
         for callback in callbacks:
             callback.on_train_abort()
+        if isinstance(error, KeyboardInterrupt):
+            where = f"after epoch {saved_epoch}" if saved_epoch else "before the first epoch ended"
+            then = (f"resume with --resume --run_dir={run_dir}" if saved_epoch
+                    else "nothing was saved")
+            raise errors.Interrupted(f"interrupted {where}; {then}") from None
         raise
 
     best, last = _best_record(history), history[-1]
@@ -248,12 +280,22 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     for callback in callbacks:
         callback.on_train_end(results, model)
     if chief:
-        _write_json_atomically(run_dir / RESULTS_FILE, results)
+        with run_folder.writing(run_dir, RESULTS_FILE, then=kept(),
+                                partial=(run_dir / f".{RESULTS_FILE}.tmp",)):
+            run_folder.write_json_atomically(run_dir / RESULTS_FILE, results)
     log(f"best eval AUC {best['eval_auc']:.4f} at epoch {best['epoch']}: "
         f"test AUC {best['test_auc']:.4f} ACC {best['test_acc']:.4f} | "
         f"last epoch ({last['epoch']}): test AUC {last['test_auc']:.4f} ACC {last['test_acc']:.4f} | "
         f"train {progress['train_seconds']:.1f}s | {run_dir}")
     return results
+
+
+def _size(path: os.PathLike | None) -> int:
+    """Bytes of a file, or of a checkpoint's files when given its prefix; 0 when absent."""
+    if path is None:
+        return 0
+    path = pathlib.Path(path)
+    return sum(part.stat().st_size for part in path.parent.glob(f"{path.name}*"))
 
 
 def _best_record(history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ real Last.FM files, and skips when ../shared/datasets is absent. Downloads are t
 test_data_prep_download.py.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -521,3 +522,86 @@ class TestItemMap:
         output, _ = prepare("recbole", tmp_path, tmp_path / "cache", recbole_path=str(path))
         assert data_prep.read_meta(output)["items"] == dict(
             item_id=["i1", "i2", "i3", "i4"], entity_id=["m.1", "m.2", "m.3", "m.4"])
+
+
+class TestHardening:
+    """Stray spaces, byte order marks, runaway lines, folders in a file's place, killed runs."""
+
+    def test_trailing_spaces_in_kg_files_make_no_new_entities(self, tmp_path):
+        clean, _ = prepare("movie", write_movie(tmp_path / "clean"), tmp_path / "cache")
+        spaced_kg = "".join(line + " \n" for line in KG.splitlines())
+        spaced_map = ITEM_MAP.replace("10\te10\n", "10\te10 \n")
+        spaced, _ = prepare("movie", write_movie(tmp_path / "spaced", item_map=spaced_map,
+                                                 kg=spaced_kg), tmp_path / "cache")
+        assert read_rows(spaced / "kg_final.txt") == read_rows(clean / "kg_final.txt")
+        assert (data_prep.read_meta(spaced)["statistics"]
+                == data_prep.read_meta(clean)["statistics"])
+
+    @pytest.mark.parametrize("item_map, kg, expected", [
+        (ITEM_MAP, "e10\tgen re\tg1\n", r"kg\.txt, line 1: relation 'gen re' has whitespace "
+                                        r"inside"),
+        (ITEM_MAP.replace("e20", "e 20"), KG,
+         r"item_index2entity_id\.txt, line 2: entity id 'e 20' has whitespace inside"),
+    ])
+    def test_ids_with_whitespace_inside_are_refused(self, tmp_path, item_map, kg, expected):
+        with pytest.raises(data_prep.DataError, match=expected):
+            prepare("movie", write_movie(tmp_path / "data", item_map=item_map, kg=kg),
+                    tmp_path / "cache")
+
+    @pytest.mark.parametrize("dataset", ["music", "movie"])
+    def test_a_utf8_byte_order_mark_is_accepted_on_every_file(self, tmp_path, dataset):
+        plain_dir = (write_music if dataset == "music" else write_movie)(tmp_path / "plain")
+        marked_dir = (write_music if dataset == "music" else write_movie)(tmp_path / "marked")
+        for path in (marked_dir / dataset).iterdir():
+            path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        plain, _ = prepare(dataset, plain_dir, tmp_path / "cache")
+        marked, _ = prepare(dataset, marked_dir, tmp_path / "cache")
+        for name in ("ratings_final.txt", "kg_final.txt"):
+            assert read_rows(marked / name) == read_rows(plain / name)
+
+    def test_a_file_without_line_ends_fails_fast_naming_the_file(self, tmp_path):
+        data_dir = write_music(tmp_path / "data")
+        runaway = data_dir / "music" / "user_artists.dat"
+        with open(runaway, "wb") as file:
+            file.truncate(1 << 30)  # sparse: a 1 GB file of zero bytes, no line end
+        with pytest.raises(data_prep.DataError,
+                           match=rf"^{runaway}, line 1: longer than 1,048,576 bytes without a "
+                                 rf"line end; not a text table$"):
+            prepare("music", data_dir, tmp_path / "cache")
+
+    def test_a_long_table_with_short_lines_reads_whole(self, tmp_path):
+        rows = "".join(f"{user}\t{10 * (1 + user % 5)}\t1\n" for user in range(200_000))
+        output, _ = prepare("music", write_music(tmp_path / "data", rows), tmp_path / "cache")
+        assert data_prep.read_meta(output)["statistics"]["users"] == 200_000
+
+    @pytest.mark.parametrize("make, expected", [
+        (lambda path: path.mkdir(), "is a folder, not a file"),
+        (lambda path: path.symlink_to(path), "is a symbolic link loop, not a file"),
+        (lambda path: path.symlink_to(path.parent / "gone"),
+         "is a broken symbolic link to .*gone"),
+    ])
+    def test_something_else_in_a_files_place_is_named(self, tmp_path, make, expected):
+        data_dir = write_music(tmp_path / "data")
+        place = data_dir / "music" / "item_index2entity_id.txt"
+        place.unlink()
+        make(place)
+        with pytest.raises(data_prep.DataError, match=f"^{place}: {expected}$"):
+            prepare("music", data_dir, tmp_path / "cache")
+
+    def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(self, tmp_path):
+        data_dir = write_music(tmp_path / "data")
+        output, _ = prepare("music", data_dir, tmp_path / "cache")
+        left = output.parent / ".staging-left-by-a-kill"
+        (left / "ratings_final.txt").parent.mkdir()
+        (left / "ratings_final.txt").write_text("half")
+        in_use = output.parent / ".staging-of-a-running-prepare"
+        in_use.mkdir()
+        held = os.open(in_use, os.O_RDONLY)
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX)  # as a running prepare does
+            _, messages = prepare("music", data_dir, tmp_path / "cache")  # up to date
+        finally:
+            os.close(held)
+        assert any("up to date" in message for message in messages)
+        assert not left.exists()
+        assert in_use.is_dir()

@@ -5,6 +5,7 @@ that the export computes what the in-memory model computes.
 """
 
 import dataclasses
+import fcntl
 import json
 import os
 import pathlib
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 import data_prep
 from mkr_tf import data as mkr_data
+from mkr_tf import errors
 from mkr_tf import export
 from mkr_tf import runs
 from mkr_tf import trainer
@@ -294,6 +296,21 @@ class TestBadRequests:
         assert f"{bad_input} out of range: valid ids are 0 to " in caught.value.message
         assert f"got] [{bad_values}]" in caught.value.message
 
+    @pytest.mark.parametrize("signature, inputs, lengths", [
+        ("serving_default", dict(user_id=[0, 1, 2], item_id=[5]), "3 1"),
+        ("serving_default", dict(user_id=[0], item_id=[1, 2]), "1 2"),
+        ("serving_default", dict(user_id=[0, 1, 2], item_id=[1, 2]), "3 2"),
+        ("kg_score", dict(head=[0, 1], relation=[0], tail=[0, 1]), "2 1 2"),
+        ("kg_score", dict(head=[0], relation=[0], tail=[0, 1, 2]), "1 1 3"),
+    ])
+    def test_inputs_of_unequal_lengths_are_refused(self, loaded, signature, inputs, lengths):
+        function = loaded.signatures[signature]
+        with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+            function(**{name: tf.constant(value, tf.int64) for name, value in inputs.items()})
+        names = ", ".join(inputs)
+        assert f"{names} must have the same length; got lengths] [{lengths.replace(' ', '] [')}]" \
+            in caught.value.message, caught.value.message
+
     @pytest.mark.parametrize("k", [0, -1, SIZES.n_items + 1])
     def test_k_outside_one_to_the_catalogue_size(self, loaded, k):
         with pytest.raises(tf.errors.InvalidArgumentError,
@@ -333,7 +350,7 @@ class TestExport:
 
     def test_versions_count_up_past_the_highest_and_ignore_other_folders(self, exported, tmp_path):
         data, model, _ = exported
-        for name in ("7", "3", "latest", ".tmp-left-by-a-crash"):
+        for name in ("7", "3", "latest"):
             (tmp_path / name).mkdir()
         messages = []
         first = export.export_model(model, data, tmp_path, log=messages.append)
@@ -341,8 +358,7 @@ class TestExport:
         assert (first, second) == (tmp_path / "8", tmp_path / "9")
         assert export.versions(tmp_path) == [3, 7, 8, 9]
         assert (second / "saved_model.pb").is_file()
-        assert sorted(path.name for path in tmp_path.iterdir()) == [
-            ".tmp-left-by-a-crash", "3", "7", "8", "9", "latest"]
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["3", "7", "8", "9", "latest"]
         assert messages[0].startswith(f"exported {first} ")
 
     def test_a_failed_export_leaves_no_version_and_no_staging(self, exported, tmp_path,
@@ -355,9 +371,30 @@ class TestExport:
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(export.tf.saved_model, "save", fail_half_way)
-        with pytest.raises(OSError, match="No space left"):
+        with pytest.raises(errors.RunDirError,
+                           match=f"^{tmp_path}: cannot write the export: no space left on device$"):
             export.export_model(model, data, tmp_path, log=lambda _: None)
         assert [path.name for path in tmp_path.iterdir()] == ["1"]
+
+    def test_a_killed_exports_staging_folder_goes_at_the_next_export(self, exported, tmp_path):
+        data, model, _ = exported
+        (tmp_path / ".tmp-left-by-a-kill" / "variables").mkdir(parents=True)
+        in_use = tmp_path / ".tmp-of-a-running-export"
+        in_use.mkdir()
+        held = os.open(in_use, os.O_RDONLY)
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX)  # as a running export does
+            export.export_model(model, data, tmp_path, log=lambda _: None)
+        finally:
+            os.close(held)
+        assert sorted(path.name for path in tmp_path.iterdir()) == [
+            ".tmp-of-a-running-export", "1"]
+
+    def test_a_file_as_export_dir_is_refused_before_anything_is_written(self, exported, tmp_path):
+        data, model, _ = exported
+        (tmp_path / "file").write_text("mine")
+        with pytest.raises(errors.RunDirError, match="is a file, not a folder"):
+            export.export_model(model, data, tmp_path / "file" / "music", log=lambda _: None)
 
     def test_item_ids_become_an_asset(self, exported, tmp_path):
         data, model, _ = exported

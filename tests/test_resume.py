@@ -73,6 +73,7 @@ class ResumeTest(tf.test.TestCase):
         missing = run_cli("--resume", f"--run_dir={root / 'nothing'}", "--n_epochs=1")
         self.assertEqual(missing.returncode, 2)
         self.assertIn("no checkpoint to resume from", missing.stderr)
+        self.assertFalse((root / 'nothing').exists())
         first = run_cli("--n_epochs=1", "--dim=4", f"--run_dir={root / 'run'}")
         self.assertEqual(first.returncode, 0, first.stderr)
         other = run_cli("--n_epochs=2", "--dim=8", f"--run_dir={root / 'run'}")

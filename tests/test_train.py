@@ -3,6 +3,8 @@
 import json
 import os
 import pathlib
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,12 +17,28 @@ from tests.test_trainer import two_taste_dataset
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args, env=None):
+def run_cli(*args, env=None, cwd=None, preexec_fn=None):
     """Runs the training CLI in a fresh working folder, so default outputs stay out of the repo."""
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), **(env or {}))
     return subprocess.run([sys.executable, "-m", "mkr_tf.train", *args], capture_output=True,
-                          text=True, env=environment, cwd=tempfile.mkdtemp(), timeout=300,
-                          check=False)
+                          text=True, env=environment, cwd=cwd or tempfile.mkdtemp(), timeout=300,
+                          check=False, preexec_fn=preexec_fn)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("mkr_tf.train")]
+
+
+def write_tiny(folder: pathlib.Path, n_users: int = 80) -> pathlib.Path:
+    ratings, kg = two_taste_dataset(n_users=n_users)
+    folder.mkdir(parents=True)
+    np.savetxt(folder / "ratings_final.txt", ratings, fmt="%d", delimiter="\t")
+    np.savetxt(folder / "kg_final.txt", kg, fmt="%d", delimiter="\t")
+    return folder
+
+
+def export_versions(folder: pathlib.Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
 
 
 class TrainCommandTest(tf.test.TestCase):
@@ -40,6 +58,9 @@ class TrainCommandTest(tf.test.TestCase):
         self.assertLen(epoch_lines, 3)
         self.assertIn("test auc", epoch_lines[0])
         self.assertIn("best eval AUC", result.stdout)
+        self.assertRegex(result.stdout, r"planned memory: tables [\d.]+ KB and layers [\d.]+ KB "
+                                        r"of weights, [\d.]+ KB with the optimizers' slots; run "
+                                        r"folder about [\d.]+ KB")
         results = json.loads((run_dir / "results.json").read_text())
         self.assertEqual(results["dataset"], "tiny")
         self.assertEqual(results["seed"], 2)
@@ -73,15 +94,85 @@ class TrainCommandTest(tf.test.TestCase):
             ("--lr_rs=0",): "lr_rs must be a finite number > 0, got 0.0",
             ("--batch_size=-3",): "batch_size must be an integer >= 1, got -3",
             ("--dataset=nope",): "unknown dataset 'nope'",
+            (f"--dataset={empty}",): f"dataset '{empty}' is not a name: use letters, digits, "
+                                     f"'-', '_' and '.' (not first); to read processed files in "
+                                     f"another folder, pass --processed_dir={empty}",
+            (f"--logdir={empty}/file",): f"--logdir {empty}/file: is a file, not a folder",
+            (f"--export_dir={empty}/file/music",): f"--export_dir {empty}/file/music: "
+                                                   f"{empty}/file is a file, not a folder",
         }
+        pathlib.Path(empty, "file").write_text("")
         for args, message in cases.items():
             result = run_cli(*args, f"--data_dir={empty}", f"--cache_dir={empty}",
                              f"--run_dir={empty}/run")
             self.assertEqual(result.returncode, 2, msg=(args, result.stderr))
             self.assertIn(message, result.stderr)
             self.assertNotIn("Traceback", result.stderr)
-            self.assertLen([l for l in result.stderr.splitlines() if l.startswith("mkr_tf.train")], 1,
-                           result.stderr)
+            self.assertLen(error_lines(result.stderr), 1, result.stderr)
+            self.assertNotIn("epoch", result.stdout)  # refused before any training
+            self.assertFalse(os.path.exists(f"{empty}/run"))
+
+    def test_a_finished_run_is_not_redone_and_outputs_never_land_in_the_data(self):
+        root = pathlib.Path(self.create_tempdir().full_path)
+        data_folder = write_tiny(root / "data" / "tiny")
+        work = root / "work"
+        work.mkdir()
+        args = (f"--processed_dir={data_folder}", "--run_dir=run", "--n_epochs=1",
+                "--batch_size=64", "--topk_every=0", "--quiet")
+        first = run_cli(*args, cwd=work)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        self.assertEqual(json.loads((work / "run" / "results.json").read_text())["dataset"], "tiny")
+        self.assertEqual(sorted(os.listdir(data_folder)), ["kg_final.txt", "ratings_final.txt"])
+        again = run_cli(*args, cwd=work)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertRegex(again.stdout, r"^run: already finished with these settings \(best eval "
+                                       r"AUC \d\.\d{4} at epoch 1\); nothing to do \(--overwrite "
+                                       r"starts it afresh\)$")
+        self.assertEqual(export_versions(work / "saved_models" / "tiny"), ["1"])
+        afresh = run_cli(*args, "--overwrite", cwd=work)
+        self.assertEqual(afresh.returncode, 0, afresh.stderr)
+        self.assertIn("epoch   1/1", afresh.stdout)
+        self.assertNotIn("resuming", afresh.stdout)
+        self.assertEqual(export_versions(work / "saved_models" / "tiny"), ["1", "2"])
+
+    def test_ctrl_c_says_what_was_saved_and_exits_130(self):
+        root = pathlib.Path(self.create_tempdir().full_path)
+        write_tiny(root / "tiny")
+        run_dir = root / "run"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mkr_tf.train", "--dataset=tiny", "--n_epochs=500",
+             "--batch_size=64", "--topk_every=0", "--quiet", "--noexport", f"--run_dir={run_dir}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+            env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3",
+                     MKR_DATA_DIR=str(root)))
+        for line in process.stdout:
+            if line.startswith("epoch   1/"):
+                process.send_signal(signal.SIGINT)
+                break
+        _, stderr = process.communicate(timeout=120)
+        self.assertEqual(process.returncode, 130, stderr)
+        self.assertNotIn("Traceback", stderr)
+        self.assertLen(error_lines(stderr), 1, stderr)
+        self.assertRegex(error_lines(stderr)[0],
+                         rf"^mkr_tf.train: interrupted after epoch \d+; resume with --resume "
+                         rf"--run_dir={run_dir}$")
+
+    def test_a_full_disk_ends_in_one_line_with_no_partial_files(self):
+        root = pathlib.Path(self.create_tempdir().full_path)
+        write_tiny(root / "tiny")
+
+        def limit_file_size():  # what a nearly full disk does to each write
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, resource.RLIM_INFINITY))
+
+        result = run_cli("--dataset=tiny", f"--run_dir={root / 'run'}", "--n_epochs=2",
+                         "--batch_size=64", "--topk_every=0", "--noexport",
+                         env={"MKR_DATA_DIR": str(root)}, preexec_fn=limit_file_size)
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertEqual(error_lines(result.stderr), [
+            f"mkr_tf.train: error: {root / 'run'}: cannot write best.weights.h5: files are "
+            f"limited to 100.0 KB (ulimit -f), about 223.3 KB needed; nothing was saved yet"])
+        self.assertFalse(any("tmp" in name for name in os.listdir(root / "run")))
 
 
 if __name__ == "__main__":
