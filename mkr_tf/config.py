@@ -49,6 +49,8 @@ class MKRConfig:
     init_scale: float = 0.0  # > 0: N(0, init_scale²) embedding rows instead of Glorot-uniform
     rs_negatives: int = 0  # > 0: this many fresh negatives per positive every epoch
     seed: int = 0
+    # XLA-compiled training steps: a few seconds of compilation per process for faster steps.
+    jit_compile: bool = False
 
     def __post_init__(self):
         positive_ints = ("n_epochs", "dim", "L", "H", "batch_size", "kge_interval")

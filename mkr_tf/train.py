@@ -58,6 +58,9 @@ flags.DEFINE_integer("rs_negatives", 0,
                      "every epoch, instead of the one fixed negative of the prepared data.")
 flags.DEFINE_enum("optimizer", "lazy_adam", list(mkr_config.OPTIMIZERS),
                   "lazy_adam updates only the embedding rows a batch touches; adam is standard Adam.")
+flags.DEFINE_boolean("jit_compile", False,
+                     "Compile the training steps with XLA: faster steps on long epochs of small "
+                     "batches (book), a few seconds of compilation per run (README, Speed).")
 flags.DEFINE_integer("patience", None,
                      "Stop once eval AUC has not improved for this many epochs. Default: never.")
 flags.DEFINE_boolean("resume", False,
@@ -94,7 +97,7 @@ def config_from_flags() -> mkr_config.MKRConfig:
         use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer,
         cross_unit=FLAGS.cross_unit, train_ratio=FLAGS.train_ratio,
         cold_items=FLAGS.cold_items, init_scale=FLAGS.init_scale,
-        rs_negatives=FLAGS.rs_negatives, **overrides)
+        rs_negatives=FLAGS.rs_negatives, jit_compile=FLAGS.jit_compile, **overrides)
 
 
 # Flushed, so that a pipe (CI logs, `tee`) shows each epoch as it ends.
