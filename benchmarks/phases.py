@@ -75,7 +75,9 @@ def _child_ours(dataset: str, workdir: str, extra_flags: list[str]) -> dict:
     _timed(distribute.LocalRunner, "predict", timers, "predict")
     _timed(summaries.TopKCallback, "on_epoch_end", timers, "topk")
     _timed(summaries.TopKCallback, "on_train_end", timers, "topk_final")
-    _timed(export, "export_run", timers, "export")
+    # Whichever the command line calls: export_run reloads the run, export_model does not.
+    _timed(export, "export_run", timers, "export_run")
+    _timed(export, "export_model", timers, "export_model")
     run_dir = os.path.join(workdir, "run")
     sys.argv = ["mkr_tf.train", f"--dataset={dataset}", f"--run_dir={run_dir}",
                 f"--export_dir={os.path.join(workdir, 'export')}", "--quiet", *extra_flags]
@@ -159,9 +161,10 @@ def _run_child(side: str, dataset: str, args) -> dict:
                        str(root), json.dumps(PAPER_SETTINGS[dataset])]
             cwd = os.getcwd()
         else:
+            path, _, side_flags = side.partition("@")
             command = [sys.executable, os.path.abspath(__file__), "--child_ours", dataset,
-                       workdir, json.dumps(args.extra)]
-            cwd = side
+                       workdir, json.dumps(side_flags.split() + args.extra)]
+            cwd = os.path.abspath(path)
         start = time.perf_counter()
         finished = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False,
                                   env={**os.environ, "PYTHONPATH": cwd})
@@ -206,7 +209,7 @@ def _our_phases(run: dict) -> dict[str, float]:
              + timers["build"][0])
     phases["rest of train() (checkpoints, TensorBoard, final top-K)"] = (
         timers["train_call"][0] - known)
-    phases["export"] = timers["export"][0] if timers["export"] else 0.0
+    phases["export"] = (timers["export_run"] or timers["export_model"] or [0.0])[0]
     phases["train_seconds (results.json)"] = run["train_seconds"]
     if run.get("trace_seconds") is not None:
         phases["trace_seconds (results.json)"] = run["trace_seconds"]
@@ -251,7 +254,8 @@ def main() -> None:
     parser.add_argument("--datasets", default="synthetic,music,book")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--checkouts", default=".",
-                        help="Comma-separated mkr-tf checkouts to run, alternating.")
+                        help="Comma-separated mkr-tf checkouts to run, alternating; "
+                             "PATH@FLAGS gives one side flags of its own, e.g. .@--jit_compile.")
     parser.add_argument("--authors_src", default=None,
                         help="src/ of a hwwang55/MKR checkout, to run beside ours.")
     parser.add_argument("--authors_workdir", default=None,
@@ -262,23 +266,21 @@ def main() -> None:
     # The children run in the checkouts' folders.
     if os.environ.get("MKR_DATA_DIR"):
         os.environ["MKR_DATA_DIR"] = os.path.abspath(os.environ["MKR_DATA_DIR"])
-    sides = [os.path.abspath(path) for path in args.checkouts.split(",")]
+    sides = args.checkouts.split(",")
     temporary_root = None
     if args.authors_src:
         sides.append(_AUTHORS_SIDE)
         if args.authors_workdir is None:
             temporary_root = args.authors_workdir = tempfile.mkdtemp(prefix="mkr-authors-")
-    labels = dict(zip(sides, args.checkouts.split(",") + [_AUTHORS_SIDE]))
     try:
         for dataset in args.datasets.split(","):
             runs = {side: [] for side in sides}
             for repeat in range(args.repeats):
                 for side in sides:
                     runs[side].append(_run_child(side, dataset, args))
-                    print(f"{dataset} run {repeat + 1}/{args.repeats} {labels[side]}: "
+                    print(f"{dataset} run {repeat + 1}/{args.repeats} {side}: "
                           f"{runs[side][-1]['whole']:.1f} s", file=sys.stderr, flush=True)
-            _print_table(dataset, [labels[side] for side in sides],
-                         {labels[side]: runs[side] for side in sides})
+            _print_table(dataset, sides, runs)
     finally:
         if temporary_root:
             shutil.rmtree(temporary_root, ignore_errors=True)

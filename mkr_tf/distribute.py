@@ -27,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from mkr_tf import optimizers as mkr_optimizers
-from mkr_tf.model import KG_COLUMNS, KG_OUTPUTS, MKR, RS_COLUMNS, RS_OUTPUTS, columns
+from mkr_tf.model import (KG_COLUMNS, KG_OUTPUTS, MKR, RS_COLUMNS, RS_OUTPUTS, columns,
+                          epoch_function)
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
 # TensorFlow's own default for MinSizePartitioner: tables under 256 KiB stay whole.
@@ -39,8 +40,6 @@ EVAL_BATCH_SIZE = 65536
 # closures amortise the scheduling round trip, more keep the workers evenly loaded.
 STEPS_PER_CLOSURE = 32
 
-_ROWS_SPEC = tf.TensorSpec([None, 3], tf.int64)
-_BATCH_SIZE_SPEC = tf.TensorSpec([], tf.int64)
 _IDS_SPEC = tf.TensorSpec([None], tf.int64)
 
 
@@ -237,13 +236,8 @@ def _distributed_step(strategy, update, column_names, output_names):
 
 
 def _epoch_function(strategy, update, column_names, output_names, step_summaries):
-    step = _distributed_step(strategy, update, column_names, output_names)
-
-    @tf.function(input_signature=[_ROWS_SPEC, _BATCH_SIZE_SPEC])
-    def epoch(rows, batch_size):
-        return MKR.epoch_loop(step, rows, batch_size, output_names, step_summaries=step_summaries)
-
-    return epoch
+    return epoch_function(_distributed_step(strategy, update, column_names, output_names),
+                          output_names, step_summaries=step_summaries)
 
 
 class LocalRunner:

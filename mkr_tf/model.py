@@ -54,12 +54,11 @@ def _replica_part(batch_independent, global_batch_size):
     return tf.nn.scale_regularization_loss(batch_independent)
 
 
-def _epoch_function(step, column_names, output_names):
-    """A graph function (rows, batch_size) running `step` on the column dicts of each batch."""
+def epoch_function(step, output_names, step_summaries=True):
+    """A graph function (rows, batch_size) of `MKR.epoch_loop` running `step` on each batch's rows."""
     @tf.function(input_signature=[ROWS_SPEC, BATCH_SIZE_SPEC], autograph=False)
     def epoch(rows, batch_size):
-        return MKR.epoch_loop(lambda batch: step(columns(batch, column_names)), rows, batch_size,
-                              output_names)
+        return MKR.epoch_loop(step, rows, batch_size, output_names, step_summaries=step_summaries)
     return epoch
 
 
@@ -321,12 +320,11 @@ class MKR(keras.Model):
         if not jit_compile:
             return self.rec_epoch, self.kg_epoch
         if self._jit_epochs is None:
-            self._jit_epochs = tuple(
-                _epoch_function(tf.function(update, jit_compile=True, autograph=False),
-                                column_names, output_names)
-                for update, column_names, output_names in (
-                    (self.rec_update, RS_COLUMNS, RS_OUTPUTS),
-                    (self.kg_update, KG_COLUMNS, KG_OUTPUTS)))
+            def compiled(update, column_names):
+                step = tf.function(update, jit_compile=True, autograph=False)
+                return lambda rows: step(columns(rows, column_names))
+            self._jit_epochs = (epoch_function(compiled(self.rec_update, RS_COLUMNS), RS_OUTPUTS),
+                                epoch_function(compiled(self.kg_update, KG_COLUMNS), KG_OUTPUTS))
         return self._jit_epochs
 
     @staticmethod
