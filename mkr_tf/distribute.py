@@ -250,8 +250,8 @@ class LocalRunner:
     def trace(self) -> None:
         """Traces and instantiates the epoch and predict graphs by running them on no rows.
 
-        Nothing is trained, and the first epoch then runs graphs that are ready. XLA compiles
-        a step when it first runs on a batch, so with jit_compile that stays in the first epoch.
+        Nothing is trained. The step graph inside the loop is instantiated, and with
+        jit_compile compiled by XLA, when it first runs on a batch: that stays in the first epoch.
         """
         no_rows, no_ids = tf.zeros([0, 3], tf.int64), tf.zeros([0], tf.int64)
         batch_size = tf.constant(1, tf.int64)
