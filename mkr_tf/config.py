@@ -20,6 +20,10 @@ SYNTHETIC_SETTINGS: dict[str, Any] = dict(
         n_epochs=30, dim=8, L=1, H=1, batch_size=4096, l2_weight=1e-6,
         lr_rs=3e-3, lr_kge=0.1, kge_interval=1)
 
+# Where XLA-compiled steps make a whole run faster (benchmarks/phases.py): many small batches an
+# epoch, so that the faster steps outweigh the compilation. Elsewhere steps stay uncompiled.
+XLA_DATASETS = ("book",)
+
 OPTIMIZERS = ("lazy_adam", "adam")
 CROSS_UNITS = ("cross_compress", "dcn", "stitch")
 
@@ -49,6 +53,8 @@ class MKRConfig:
     init_scale: float = 0.0  # > 0: N(0, init_scale²) embedding rows instead of Glorot-uniform
     rs_negatives: int = 0  # > 0: this many fresh negatives per positive every epoch
     seed: int = 0
+    # XLA-compiled training steps: a few seconds of compilation per process for faster steps.
+    jit_compile: bool = False
 
     def __post_init__(self):
         positive_ints = ("n_epochs", "dim", "L", "H", "batch_size", "kge_interval")
@@ -78,8 +84,10 @@ class MKRConfig:
 
     @classmethod
     def for_dataset(cls, dataset: str, **overrides) -> "MKRConfig":
-        """The paper's settings for `dataset` (synthetic ones otherwise), with `overrides` applied."""
-        settings = dict(PAPER_SETTINGS.get(dataset, SYNTHETIC_SETTINGS))
+        """The paper's settings for `dataset` (synthetic ones otherwise), XLA where it wins, with
+        `overrides` applied."""
+        settings = dict(PAPER_SETTINGS.get(dataset, SYNTHETIC_SETTINGS),
+                        jit_compile=dataset in XLA_DATASETS)
         settings.update(overrides)
         return cls(**settings)
 

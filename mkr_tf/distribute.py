@@ -27,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from mkr_tf import optimizers as mkr_optimizers
-from mkr_tf.model import KG_COLUMNS, KG_OUTPUTS, MKR, RS_COLUMNS, RS_OUTPUTS, columns
+from mkr_tf.model import (KG_COLUMNS, KG_OUTPUTS, MKR, RS_COLUMNS, RS_OUTPUTS, columns,
+                          epoch_function)
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
 # TensorFlow's own default for MinSizePartitioner: tables under 256 KiB stay whole.
@@ -39,8 +40,6 @@ EVAL_BATCH_SIZE = 65536
 # closures amortise the scheduling round trip, more keep the workers evenly loaded.
 STEPS_PER_CLOSURE = 32
 
-_ROWS_SPEC = tf.TensorSpec([None, 3], tf.int64)
-_BATCH_SIZE_SPEC = tf.TensorSpec([], tf.int64)
 _IDS_SPEC = tf.TensorSpec([None], tf.int64)
 
 
@@ -129,14 +128,18 @@ def scope(strategy: tf.distribute.Strategy | None):
     return contextlib.nullcontext() if strategy is None else strategy.scope()
 
 
-def make_runner(strategy: tf.distribute.Strategy | None, model: MKR):
+def make_runner(strategy: tf.distribute.Strategy | None, model: MKR, jit_compile: bool = False):
     """The epoch runner of `strategy` for `model`, which must have been built in `scope(strategy)`.
 
     Each runner has rec_epoch(rows, batch_size) and kg_epoch(rows, batch_size), which train on
-    the rows in their order and return what `MKR.rec_epoch` returns, and predict(ratings).
+    the rows in their order and return what `MKR.rec_epoch` returns, predict(ratings), and
+    trace(), which builds the graphs that it can build before the first epoch. `jit_compile`
+    (XLA-compiled steps) is for the default strategy only.
     """
     if strategy is None:
-        return LocalRunner(model)
+        return LocalRunner(model, jit_compile)
+    if jit_compile:
+        raise ValueError("jit_compile works with the default strategy only")
     if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
         return ParameterServerRunner(strategy, model)
     return SynchronousRunner(strategy, model)
@@ -233,26 +236,34 @@ def _distributed_step(strategy, update, column_names, output_names):
 
 
 def _epoch_function(strategy, update, column_names, output_names, step_summaries):
-    step = _distributed_step(strategy, update, column_names, output_names)
-
-    @tf.function(input_signature=[_ROWS_SPEC, _BATCH_SIZE_SPEC])
-    def epoch(rows, batch_size):
-        return MKR.epoch_loop(step, rows, batch_size, output_names, step_summaries=step_summaries)
-
-    return epoch
+    return epoch_function(_distributed_step(strategy, update, column_names, output_names),
+                          output_names, step_summaries=step_summaries)
 
 
 class LocalRunner:
     """The default strategy: MKR's own whole-epoch graphs, as fast as one process goes."""
 
-    def __init__(self, model: MKR):
+    def __init__(self, model: MKR, jit_compile: bool = False):
         self.model = model
+        self._rec_epoch, self._kg_epoch = model.epoch_functions(jit_compile)
+
+    def trace(self) -> None:
+        """Traces and instantiates the epoch and predict graphs by running them on no rows.
+
+        Nothing is trained. The step graph inside the loop is instantiated, and with
+        jit_compile compiled by XLA, when it first runs on a batch: that stays in the first epoch.
+        """
+        no_rows, no_ids = tf.zeros([0, 3], tf.int64), tf.zeros([0], tf.int64)
+        batch_size = tf.constant(1, tf.int64)
+        self._rec_epoch(no_rows, batch_size)
+        self._kg_epoch(no_rows, batch_size)
+        self.model.predict_batch(no_ids, no_ids)
 
     def rec_epoch(self, rows: np.ndarray, batch_size: int) -> dict[str, Any]:
-        return self.model.rec_epoch(tf.constant(rows), tf.constant(batch_size, tf.int64))
+        return self._rec_epoch(tf.constant(rows), tf.constant(batch_size, tf.int64))
 
     def kg_epoch(self, rows: np.ndarray, batch_size: int) -> dict[str, Any]:
-        return self.model.kg_epoch(tf.constant(rows), tf.constant(batch_size, tf.int64))
+        return self._kg_epoch(tf.constant(rows), tf.constant(batch_size, tf.int64))
 
     def predict(self, ratings: np.ndarray) -> np.ndarray:
         """Click probabilities for the (user, item) columns of `ratings`, in large graph batches."""
@@ -275,6 +286,10 @@ class SynchronousRunner:
                                           step_summaries=True)
         self._kg_epoch = _epoch_function(strategy, model.kg_update, KG_COLUMNS, KG_OUTPUTS,
                                          step_summaries=True)
+
+    def trace(self) -> None:
+        """Nothing ahead: these graphs are traced by their first call, on real batches (a
+        collective keeps the shapes it first sees)."""
 
     def rec_epoch(self, rows: np.ndarray, batch_size: int) -> dict[str, Any]:
         return self._run_epoch(self._rec_epoch, rows, batch_size, RS_OUTPUTS)
@@ -330,6 +345,10 @@ class ParameterServerRunner:
                                           step_summaries=False)
         self._kg_epoch = _epoch_function(strategy, model.kg_update, KG_COLUMNS, KG_OUTPUTS,
                                          step_summaries=False)
+
+    def trace(self) -> None:
+        """Nothing ahead: these graphs are traced by their first call, on real batches (a
+        collective keeps the shapes it first sees)."""
 
     def rec_epoch(self, rows: np.ndarray, batch_size: int) -> dict[str, Any]:
         return self._run_epoch(self._rec_epoch, rows, batch_size, RS_OUTPUTS)

@@ -223,7 +223,7 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
 
 
 def _define_flags() -> None:
-    # Defined on demand rather than at import: mkr_tf.train imports this module for export_run
+    # Defined on demand rather than at import: mkr_tf.train imports this module for export_model
     # and has --run_dir and --verbose flags of its own.
     flags.DEFINE_string("run_dir", None, "A finished mkr_tf.train run folder.", required=True)
     flags.DEFINE_string("export_dir", None,

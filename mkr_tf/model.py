@@ -11,6 +11,9 @@ RS_COLUMNS = ("user", "item", "label")
 KG_COLUMNS = ("head", "relation", "tail")
 RS_OUTPUTS = ("rs_loss", "rs_base_loss", "rs_l2_loss")
 KG_OUTPUTS = ("kge_loss", "kge_score", "kge_rmse")
+# The signature of every epoch function: rows [n, 3] and the batch size.
+ROWS_SPEC = tf.TensorSpec([None, 3], tf.int64)
+BATCH_SIZE_SPEC = tf.TensorSpec([], tf.int64)
 
 
 def check_ids(ids, table_size, name):
@@ -49,6 +52,14 @@ def _replica_part(batch_independent, global_batch_size):
     if global_batch_size is None:
         return batch_independent
     return tf.nn.scale_regularization_loss(batch_independent)
+
+
+def epoch_function(step, output_names, step_summaries=True):
+    """A graph function (rows, batch_size) of `MKR.epoch_loop` running `step` on each batch's rows."""
+    @tf.function(input_signature=[ROWS_SPEC, BATCH_SIZE_SPEC], autograph=False)
+    def epoch(rows, batch_size):
+        return MKR.epoch_loop(step, rows, batch_size, output_names, step_summaries=step_summaries)
+    return epoch
 
 
 @keras.saving.register_keras_serializable(package="mkr_tf")
@@ -127,6 +138,7 @@ class MKR(keras.Model):
 
         self.rs_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_rs)
         self.kge_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_kge)
+        self._jit_epochs = None
         self._build_all()
 
     def _build_all(self):
@@ -270,17 +282,19 @@ class MKR(keras.Model):
         return {"kge_loss": loss, "kge_score": _batch_mean(scores, global_batch_size),
                 "kge_rmse": rmse}
 
-    @tf.function
+    # autograph=False throughout: these bodies have no Python control flow on tensors, and
+    # autograph's source conversion was two thirds of their tracing time.
+    @tf.function(autograph=False)
     def rec_step(self, batch):
         """One RS update on batch {"user", "item", "label"}; returns its losses."""
         return self.rec_update(batch)
 
-    @tf.function
+    @tf.function(autograph=False)
     def kg_step(self, batch):
         """One KGE update on batch {"head", "relation", "tail"}; returns its loss, score and RMSE."""
         return self.kg_update(batch)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.int64), tf.TensorSpec([], tf.int64)])
+    @tf.function(input_signature=[ROWS_SPEC, BATCH_SIZE_SPEC], autograph=False)
     def rec_epoch(self, ratings, batch_size):
         """rec_step over consecutive batches of `ratings` rows (user, item, label), all in graph.
 
@@ -290,12 +304,28 @@ class MKR(keras.Model):
             return self.rec_step(columns(rows, RS_COLUMNS))
         return self.epoch_loop(step, ratings, batch_size, RS_OUTPUTS)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.int64), tf.TensorSpec([], tf.int64)])
+    @tf.function(input_signature=[ROWS_SPEC, BATCH_SIZE_SPEC], autograph=False)
     def kg_epoch(self, triples, batch_size):
         """kg_step over consecutive batches of `triples` rows (head, relation, tail), all in graph."""
         def step(rows):
             return self.kg_step(columns(rows, KG_COLUMNS))
         return self.epoch_loop(step, triples, batch_size, KG_OUTPUTS)
+
+    def epoch_functions(self, jit_compile=False):
+        """(rec_epoch, kg_epoch), with each step compiled by XLA if `jit_compile`.
+
+        Built once per model and setting, so that a process traces each of them once. XLA
+        compiles a step per batch shape: one for the whole batches, one for a smaller last one.
+        """
+        if not jit_compile:
+            return self.rec_epoch, self.kg_epoch
+        if self._jit_epochs is None:
+            def compiled(update, column_names):
+                step = tf.function(update, jit_compile=True, autograph=False)
+                return lambda rows: step(columns(rows, column_names))
+            self._jit_epochs = (epoch_function(compiled(self.rec_update, RS_COLUMNS), RS_OUTPUTS),
+                                epoch_function(compiled(self.kg_update, KG_COLUMNS), KG_OUTPUTS))
+        return self._jit_epochs
 
     @staticmethod
     def epoch_loop(step_fn, rows, batch_size, output_names, step_summaries=True):
@@ -309,9 +339,6 @@ class MKR(keras.Model):
         """
         # Slicing one in-memory tensor inside a graph loop measured 2-5x faster than iterating a
         # tf.data pipeline of the same batches on CPU, where MKR's steps are only microseconds long.
-        totals = {name: tf.constant(0.0) for name in output_names}
-        n_steps = tf.constant(0, tf.int64)
-        first_nonfinite_step = tf.constant(-1, tf.int64)
         n_rows = tf.shape(rows, out_type=tf.int64)[0]
         # Step-level TensorBoard scalars. A default summary step that is a tf.Variable (as
         # summaries.TensorBoardCallback sets) counts the training steps of both tasks; each step
@@ -321,49 +348,60 @@ class MKR(keras.Model):
         summary_step = tf.summary.experimental.get_step()
         write_summaries = step_summaries and isinstance(summary_step, tf.Variable)
         task = output_names[0].partition("_")[0]
-        window_totals = dict(totals)
-        window_rows = tf.constant(0.0)
-        window_start = tf.timestamp()
-        for start in tf.range(0, n_rows, batch_size):
+
+        def zeros():
+            return {name: tf.constant(0.0) for name in output_names}
+
+        def write_and_reset(window):
+            now = tf.timestamp()
+            # An absolute scope: tags would otherwise take the graph loop's prefixes.
+            with tf.summary.record_if(True), tf.name_scope("step/"):
+                for name in output_names:
+                    tf.summary.scalar(name, window["totals"][name] / window["rows"])
+                tf.summary.scalar(f"{task}_examples_per_second", window["rows"] / tf.cast(
+                    tf.maximum(now - window["start"], 1e-9), tf.float32))
+            return {"totals": zeros(), "rows": tf.constant(0.0), "start": now}
+
+        def body(state):
+            start = state["start"]
             batch = rows[start:start + batch_size]
             outputs = step_fn(batch)
             weight = tf.cast(tf.shape(batch)[0], tf.float32)
-            totals = {name: totals[name] + outputs[name] * weight for name in output_names}
             first_nonfinite_step = tf.where(
-                tf.logical_and(first_nonfinite_step < 0,
+                tf.logical_and(state["first_nonfinite_step"] < 0,
                                tf.logical_not(tf.math.is_finite(outputs[output_names[0]]))),
-                n_steps, first_nonfinite_step)
-            n_steps += 1
+                state["steps"], state["first_nonfinite_step"])
+            new_state = {
+                "start": start + batch_size, "steps": state["steps"] + 1,
+                "first_nonfinite_step": first_nonfinite_step,
+                "totals": {name: state["totals"][name] + outputs[name] * weight
+                           for name in output_names}}
             if write_summaries:
-                summary_step.assign_add(1)
-                window_totals = {name: window_totals[name] + outputs[name] * weight
-                                 for name in output_names}
-                window_rows += weight
-
-                def write_and_reset(window_totals=window_totals, window_rows=window_rows,
-                                    window_start=window_start):
-                    now = tf.timestamp()
-                    # An absolute scope: tags would otherwise take the graph loop's prefixes.
-                    with tf.summary.record_if(True), tf.name_scope("step/"):
-                        for name in output_names:
-                            tf.summary.scalar(name, window_totals[name] / window_rows)
-                        tf.summary.scalar(f"{task}_examples_per_second", window_rows / tf.cast(
-                            tf.maximum(now - window_start, 1e-9), tf.float32))
-                    return ({name: tf.constant(0.0) for name in output_names}, tf.constant(0.0),
-                            now)
-
+                window = state["window"]
+                with tf.control_dependencies([summary_step.assign_add(1)]):
+                    window = {"totals": {name: window["totals"][name] + outputs[name] * weight
+                                         for name in output_names},
+                              "rows": window["rows"] + weight, "start": window["start"]}
                 # One branch per step, rather than one per scalar: on book's 2,600 steps an
                 # epoch the per-scalar conditions cost a third of the training time.
-                window_totals, window_rows, window_start = tf.cond(
-                    tf.summary.should_record_summaries(), write_and_reset,
-                    lambda: (window_totals, window_rows, window_start))
+                new_state["window"] = tf.cond(tf.summary.should_record_summaries(),
+                                              lambda: write_and_reset(window), lambda: window)
+            return (new_state,)
+
+        state = {"start": tf.constant(0, tf.int64), "steps": tf.constant(0, tf.int64),
+                 "first_nonfinite_step": tf.constant(-1, tf.int64), "totals": zeros()}
+        if write_summaries:
+            state["window"] = {"totals": zeros(), "rows": tf.constant(0.0),
+                               "start": tf.timestamp()}
+        (state,) = tf.while_loop(lambda state: state["start"] < n_rows, body, (state,))
         means = {name: total / tf.maximum(tf.cast(n_rows, tf.float32), 1.0)
-                 for name, total in totals.items()}
-        means["steps"] = n_steps
-        means["first_nonfinite_step"] = first_nonfinite_step
+                 for name, total in state["totals"].items()}
+        means["steps"] = state["steps"]
+        means["first_nonfinite_step"] = state["first_nonfinite_step"]
         return means
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)],
+                 autograph=False)
     def predict_batch(self, users, items):
         """Click probabilities of (users[i], items[i]); one trace serves every batch size."""
         return self({"user": users, "item": items})

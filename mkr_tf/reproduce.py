@@ -142,8 +142,10 @@ class Reproduction:
         results_path = run_dir / trainer.RESULTS_FILE
         if results_path.is_file() and not self.force:
             results = json.loads(results_path.read_text())
-            # A setting added since the run was written has its default there.
-            saved = {**MKRConfig().to_dict(), **results["config"]}
+            # A setting added since the run was written has its default there. How the steps
+            # were compiled is no setting of the model: XLA changes only the order of float sums.
+            saved = {**MKRConfig().to_dict(), **results["config"],
+                     "jit_compile": config.jit_compile}
             if saved == config.to_dict() and "protocol" in results:
                 return results
         # A finished run of other settings, or --force, starts over; a killed run resumes.

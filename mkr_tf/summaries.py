@@ -60,8 +60,14 @@ class TopKCallback(trainer.TrainingCallback):
         record["topk_seconds"] = time.perf_counter() - start
 
     def on_train_end(self, results: dict[str, Any], model) -> None:
-        # The trainer hands over the best weights, whichever epochs were evaluated.
-        results[f"{self.split}_topk"] = self._evaluator(model)
+        # The trainer hands over the best weights. If top-K ran in the best epoch, its figures
+        # are those weights' already; otherwise they are computed now.
+        best = next(record for record in results["history"]
+                    if record["epoch"] == results["best_epoch"])
+        prefix = f"{self.split}_"
+        figures = {key[len(prefix):]: value for key, value in best.items()
+                   if key.startswith(prefix) and "@" in key}
+        results[f"{self.split}_topk"] = figures or self._evaluator(model)
 
 
 def _epoch_tag(key: str) -> str:

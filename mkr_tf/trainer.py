@@ -122,8 +122,9 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     for that many epochs. The weights of the best-eval epoch are kept in best.weights.h5.
 
     Returns the results, also written to results.json: the test figures at the epoch with the
-    best eval AUC, the last epoch's, the per-epoch history and `train_seconds`, the time spent in
-    training steps only. `data_source` (data_dir, cache_dir, prepare_options) is recorded so that
+    best eval AUC, the last epoch's, the per-epoch history, `train_seconds`, the time spent in
+    training steps only, and `trace_seconds`, the time spent building the graphs before the
+    first epoch (XLA's compilation, with `config.jit_compile`, happens in the first steps). `data_source` (data_dir, cache_dir, prepare_options) is recorded so that
     `runs.load_run` can rebuild the same split later.
 
     With a `strategy` from `distribute.create_strategy`, the model is built in its scope and
@@ -153,7 +154,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
     budget.check(planned, run_dir if chief else None, memory=strategy is None)
     with distribute.scope(strategy):
         model = build_model(config, data)
-    runner = distribute.make_runner(strategy, model)
+    runner = distribute.make_runner(strategy, model, config.jit_compile)
     checkpoint = tf.train.Checkpoint(
         model=model, rs_optimizer=model.rs_optimizer, kge_optimizer=model.kge_optimizer,
         progress=tf.Variable("", dtype=tf.string, trainable=False))
@@ -164,7 +165,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
         log(f"resuming {run_dir} after epoch {len(progress['history'])}")
     else:
         progress = {"config": config.to_dict(), "history": [], "train_seconds": 0.0,
-                    "stopped_early": False}
+                    "trace_seconds": 0.0, "stopped_early": False}
     history: list[dict[str, Any]] = progress["history"]
     distribute.assert_agreed(strategy, len(history),
                              f"the epochs done in {run_dir} (resuming needs it on shared storage)")
@@ -180,6 +181,11 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
                 if saved_epoch else "; nothing was saved yet")
 
     try:
+        # After on_train_begin: the epoch graphs capture the summary writer and step it sets.
+        trace_start = time.perf_counter()
+        runner.trace()
+        progress["trace_seconds"] = (progress.get("trace_seconds", 0.0)
+                                     + time.perf_counter() - trace_start)
         for epoch in range(len(history) + 1, config.n_epochs + 1):
             if progress["stopped_early"]:
                 break
@@ -267,6 +273,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
         "last_test_acc": last["test_acc"],
         "stopped_early": progress["stopped_early"],
         "train_seconds": progress["train_seconds"],
+        "trace_seconds": progress["trace_seconds"],
         "config": config.to_dict(),
         "statistics": data.statistics(),
         "history": history,

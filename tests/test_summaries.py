@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from mkr_tf import data
+from mkr_tf import metrics
 from mkr_tf import progress
 from mkr_tf import summaries
 from mkr_tf import trainer
@@ -109,6 +110,14 @@ class TrainingSummariesTest(tf.test.TestCase):
         self.assertSetEqual(set(on_disk["test_topk"]),
                             {f"{m}@{k}" for m in ("precision", "recall", "ndcg", "hit_rate")
                              for k in (1, 2, 5, 10, 20, 50, 100)})
+
+    def test_final_top_k_is_the_best_weights(self):
+        on_disk = json.loads((self.run_dir / trainer.RESULTS_FILE).read_text())
+        best = trainer.build_model(MKRConfig(**on_disk["config"]), self.dataset)
+        best.load_weights(self.run_dir / trainer.BEST_WEIGHTS_FILE)
+        evaluator = metrics.TopKEvaluator(self.dataset.train, self.dataset.test,
+                                          self.dataset.n_items)
+        self.assertEqual(on_disk["test_topk"], evaluator(best))
 
     def test_summary_state_is_restored_after_training(self):
         self.assertIsNone(tf.summary.experimental.get_step())

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from mkr_tf import data
+from mkr_tf import summaries
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
@@ -131,6 +132,44 @@ class TrainTest(tf.test.TestCase):
         second = trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
         self.assertEqual([e["test_auc"] for e in first["history"]],
                          [e["test_auc"] for e in second["history"]])
+
+    def test_each_graph_is_traced_once_per_run(self):
+        class KeepModel(trainer.TrainingCallback):
+            def on_train_end(self, results, model):
+                self.model = model
+
+        ratings, kg = two_taste_dataset(n_users=40)
+        dataset = data.build_dataset(ratings, kg, seed=0)
+        for jit_compile in (False, True):
+            with self.subTest(jit_compile=jit_compile):
+                run_dir = self.create_tempdir().full_path
+                keeper = KeepModel()
+                # TensorBoard's step scalars and top-K run too: the graphs capture their state.
+                callbacks = [*summaries.training_callbacks(run_dir, quiet=True,
+                                                           summary_every_steps=2), keeper]
+                config = MKRConfig(n_epochs=3, batch_size=64, kge_interval=1,
+                                   jit_compile=jit_compile)
+                results = trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
+                                        callbacks=callbacks)
+                rec_epoch, kg_epoch = keeper.model.epoch_functions(jit_compile)
+                for function in (rec_epoch, kg_epoch, keeper.model.predict_batch):
+                    self.assertEqual(function.experimental_get_tracing_count(), 1, function)
+                self.assertGreater(results["trace_seconds"], 0)
+
+    def test_jit_compiled_steps_are_deterministic_and_match_the_plain_ones(self):
+        ratings, kg = two_taste_dataset(n_users=60)
+        dataset = data.build_dataset(ratings, kg, seed=0)
+        histories = {}
+        for name, jit_compile in (("plain", False), ("jit", True), ("jit again", True)):
+            config = MKRConfig(n_epochs=2, batch_size=32, kge_interval=1, seed=5,
+                               jit_compile=jit_compile)
+            histories[name] = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
+                                            log=lambda _: None)["history"]
+        keys = ("rs_loss", "kge_loss", "test_auc")
+        figures = {name: [[epoch[key] for key in keys] for epoch in history]
+                   for name, history in histories.items()}
+        self.assertEqual(figures["jit"], figures["jit again"])
+        self.assertAllClose(figures["jit"], figures["plain"], rtol=1e-4)
 
 
 if __name__ == "__main__":
