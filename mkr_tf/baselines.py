@@ -29,11 +29,11 @@ from mkr_tf import data as mkr_data
 from mkr_tf import metrics
 from mkr_tf import model as mkr_model
 from mkr_tf import protocol
-from mkr_tf.config import MKRConfig
+from mkr_tf.config import BASELINES, MKRConfig
 
 FLAGS = flags.FLAGS
 
-NAMES = ("popularity", "itemknn", "mf")
+NAMES = BASELINES
 
 
 def _positive_matrix(train: np.ndarray, n_users: int, n_items: int) -> scipy.sparse.csr_matrix:
