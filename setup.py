@@ -17,15 +17,18 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["mkr_tf", "mkr_tf.*", "data_prep", "data_prep.*"]),
     python_requires=">=3.10",
+    # Bounded below the next major version, so that a release of one cannot break a fresh
+    # install silently.
     install_requires=[
-        "tensorflow>=2.16",
-        "keras>=3.0",
-        "numpy>=1.23",
-        "pandas>=1.5",
-        "tensorboard>=2.16",
-        "absl-py>=1.0",
+        "tensorflow>=2.16,<3",
+        "keras>=3.0,<4",
+        "numpy>=1.23,<3",
+        "pandas>=1.5,<4",
+        "tensorboard>=2.16,<3",
+        "absl-py>=1.0,<3",
         # Sparse item-item similarities (ItemKNN), the baselines' calibration, t intervals.
-        "scipy>=1.9",
+        "scipy>=1.9,<2",
+        "optuna>=3.0,<6",
     ],
     extras_require={
         "test": ["pytest>=7", "matplotlib>=3.5"],

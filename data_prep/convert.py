@@ -26,6 +26,7 @@ class Ratings:
     Attributes:
         table: int64 [n, 3] of user, item, label; grouped by user, positives first.
         n_users: users kept (those with at least one positive on a kept item).
+        user_ids: the raw id of each kept user, in index order (order of first positive).
         n_positives: positives; the rest of `table` are sampled negatives.
         skipped_users: raw users without any positive on a kept item.
         short_users: users with fewer negative candidates than positives; all their candidates
@@ -34,6 +35,7 @@ class Ratings:
     """
     table: np.ndarray
     n_users: int
+    user_ids: np.ndarray
     n_positives: int
     skipped_users: int
     short_users: int
@@ -97,7 +99,8 @@ def build_ratings(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, thr
     order = np.lexsort((table_items, -labels, table_users))
     table = np.stack([table_users, table_items, labels], axis=1)[order]
     short = n_positive > n_candidates
-    return Ratings(table=table, n_users=n_users, n_positives=len(positive_keys),
+    return Ratings(table=table, n_users=n_users, user_ids=np.asarray(kept_users),
+                   n_positives=len(positive_keys),
                    skipped_users=int(skipped_users), short_users=int(short.sum()),
                    missing_negatives=int((n_positive - n_candidates)[short].sum()))
 

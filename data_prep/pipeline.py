@@ -6,10 +6,14 @@ with key = sha256 of the input files' sha256s, the seed, the rating threshold an
 FORMAT_VERSION. A directory is complete once it exists: it is written in a staging directory
 beside it and renamed into place.
 
-meta.json also maps item indices back to the raw data: `items` holds `item_id` and `entity_id`,
+meta.json also maps indices back to the raw data: `items` holds `item_id` and `entity_id`,
 lists whose i-th entries are the raw item id and the raw KG entity id of item i (the kept lines
-of item_index2entity_id.txt, or the kept links of a RecBole .link file, in order). It lives in
-meta.json, not in a file of its own, so the processed format stays those three files.
+of item_index2entity_id.txt, or the kept links of a RecBole .link file, in order), with `name`
+when the original release's file of item names lies beside the raw files
+(raw.ITEM_NAME_FORMATS; None for items it does not name), and `users`
+holds `user_id`, whose i-th entry is the raw id of user i (users are numbered in the order of
+their first positive). They live in meta.json, not in files of their own, so the processed
+format stays those three files.
 """
 
 import contextlib
@@ -79,6 +83,9 @@ def prepare(dataset: str, data_dir: str | os.PathLike, cache_dir: str | os.PathL
     elif dataset in RAW_DATASETS:
         inputs = download_lib.locate_inputs(dataset, data_dir, cache_dir, download=download,
                                             log=log)
+        names_file = data_dir / dataset / raw.ITEM_NAME_FORMATS[dataset].file_name
+        if names_file.is_file():
+            inputs[names_file.name] = names_file  # optional; in the key, so adding it counts
         name, label = dataset, dataset
         default = raw.RATING_FORMATS[dataset].threshold
         threshold = default if rating_threshold is None else float(rating_threshold)
@@ -145,7 +152,9 @@ def prepare(dataset: str, data_dir: str | os.PathLike, cache_dir: str | os.PathL
         inputs={path.name: dict(path=str(path), sha256=digests[path.name])
                 for path in inputs.values()},
         statistics=statistics, warnings=warnings,
-        items=dict(item_id=parts["item_ids"].tolist(), entity_id=parts["item_entities"].tolist()))
+        items=dict(item_id=parts["item_ids"].tolist(), entity_id=parts["item_entities"].tolist(),
+                   **({} if parts.get("item_names") is None else {"name": parts["item_names"]})),
+        users=dict(user_id=ratings.user_ids.tolist()))
     _publish(output, ratings.table, kg.triples, meta)
     log(f"{label}: wrote {output}")
     return output
@@ -173,9 +182,15 @@ def _read_paper_dataset(dataset: str, inputs: dict[str, pathlib.Path], threshold
     map_items, item_entities = raw.read_item_map(inputs[raw.ITEM_MAP_FILE], layout.integer_items)
     users, rated_items, ratings = raw.read_ratings(dataset, inputs[layout.file_name])
     heads, relations, tails = raw.read_kg(inputs[raw.KG_FILE])
+    names_file = raw.ITEM_NAME_FORMATS[dataset].file_name
+    item_names = None
+    if names_file in inputs:
+        names = raw.read_item_names(dataset, inputs[names_file])
+        item_names = [names.get(str(item)) for item in map_items]
     return dict(users=users, items=pd.Index(map_items).get_indexer(rated_items),
                 ratings=ratings, threshold=threshold, item_ids=map_items,
-                item_entities=item_entities, heads=heads, relations=relations, tails=tails)
+                item_entities=item_entities, heads=heads, relations=relations, tails=tails,
+                item_names=item_names)
 
 
 def _log_warnings(label, warnings, ratings, kg, rating_source, items_source, kg_source, log):

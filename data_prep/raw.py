@@ -64,6 +64,50 @@ RATING_FORMATS = {
 
 
 @dataclasses.dataclass(frozen=True)
+class NameFormat:
+    """Layout of a paper dataset's optional file of item names: raw item id, then its name."""
+    file_name: str
+    separator: str
+    header: bool
+    encoding: str
+    quoted: bool = False
+
+
+# Files of the datasets' original releases that name the items; none is among the KG files the
+# authors published, so they are used when the user has placed them beside the rating file.
+ITEM_NAME_FORMATS = {
+    "movie": NameFormat("movies.dat", "::", header=False, encoding="latin-1"),
+    "book": NameFormat("BX-Books.csv", ";", header=True, encoding="latin-1", quoted=True),
+    "music": NameFormat("artists.dat", "\t", header=True, encoding="utf-8"),
+}
+
+
+def read_item_names(dataset: str, path: os.PathLike) -> dict[str, str]:
+    """Raw item id (as text) -> name, from the first two fields of each line of `path`.
+
+    Names only label recommendations, so lines that do not parse are skipped rather than
+    failing the preparation (Book-Crossing's BX-Books.csv has some).
+    """
+    layout = ITEM_NAME_FORMATS[dataset]
+    text = pathlib.Path(path).read_bytes().decode(layout.encoding, errors="replace")
+    separator = layout.separator
+    if len(separator) > 1:
+        text, separator = text.replace(separator, "\t"), "\t"
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep=separator, header=0 if layout.header else None, usecols=[0, 1],
+            dtype=str, engine="c", on_bad_lines="skip", keep_default_na=False,
+            quoting=csv.QUOTE_MINIMAL if layout.quoted else csv.QUOTE_NONE,
+            escapechar="\\" if layout.quoted else None)
+    except (ValueError, pd.errors.ParserError) as error:  # e.g. fewer than two fields
+        raise DataError(f"{path}: cannot read item names (id, then name): "
+                        f"{str(error).strip()}; remove the file to prepare without names") from None
+    ids, names = frame.iloc[:, 0].str.strip(), frame.iloc[:, 1].str.strip()
+    # A tab or line break in a name would break the export's TSV asset.
+    return dict(zip(ids, names.str.replace(r"\s+", " ", regex=True)))
+
+
+@dataclasses.dataclass(frozen=True)
 class Table:
     """A parsed text file: one row per non-blank data line, columns numbered from 0."""
     path: pathlib.Path

@@ -1,4 +1,4 @@
-"""What every mkr_tf command line shares: flag parsing, quiet logs, and user errors as one line."""
+"""What every mkr_tf command line shares: flag parsing, `--help`, quiet logs, user errors as one line."""
 
 import os
 import sys
@@ -13,6 +13,11 @@ from mkr_tf import errors
 # Errors that bad input, bad flags or missing files raise; anything else is a bug and keeps its
 # traceback.
 USER_ERRORS = (ValueError, OSError, RuntimeError)
+HELP_ARGUMENTS = ("-h", "-?", "--help", "--helpshort", "--helpfull")
+# Read by TensorFlow's C++ runtime when it is imported: 3 keeps INFO, WARNING and ERROR lines
+# (CPU features, cuInit failures) off stderr; `oneDNN` notices go with TF_ENABLE_ONEDNN_OPTS
+# left as it is. What still prints is listed in README (Quick start).
+_QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def run(name: str, body: Callable[[], None], define_flags: Callable[[], None] | None = None,
@@ -22,17 +27,24 @@ def run(name: str, body: Callable[[], None], define_flags: Callable[[], None] | 
     A user error (one of `user_errors` or an `errors.MKRError`) ends the command with
     `<name>: error: <message>` on stderr and exit code 2, no traceback (a `--verbose` flag, where
     the command defines one, shows it). Ctrl-C ends it with `<name>: <message>` (what was saved,
-    for `errors.Interrupted`) and exit code 130. TensorFlow's routine INFO logs are silenced
-    unless `--verbose`.
+    for `errors.Interrupted`) and exit code 130. TensorFlow's start-up lines and routine INFO
+    logs are silenced unless `--verbose`; for that the command must not import TensorFlow before
+    `body` runs (see `mkr_tf.lazy`). `--help` prints the command's docstring and flags and exits
+    0, before anything heavy is imported.
     """
     if define_flags is not None:
         define_flags()
+    if _asks_for_help(sys.argv[1:]):
+        print(command_help(sys.modules[body.__module__]))
+        sys.exit(0)
 
     def main(argv):
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
         verbose = "verbose" in flags.FLAGS and flags.FLAGS.verbose
         if not verbose:
+            for variable, value in _QUIET_TENSORFLOW.items():
+                os.environ.setdefault(variable, value)
             logging.set_verbosity(logging.WARNING)
         try:
             body()
@@ -111,3 +123,22 @@ def load_data_from_flags(seed: int, log: Callable[[str], None] = print):
                                  processed_dir=source["processed_dir"],
                                  allow_sparse_ids=source["allow_sparse_ids"],
                                  **source["prepare_options"])
+
+
+def _asks_for_help(arguments: list[str]) -> bool:
+    # Arguments after "--" are not flags.
+    flag_arguments = arguments[:arguments.index("--")] if "--" in arguments else arguments
+    return any(argument in HELP_ARGUMENTS for argument in flag_arguments)
+
+
+def command_help(module) -> str:
+    """`module`'s docstring, then the flags of every module but absl's own, with their defaults.
+
+    absl's own `--help` lists only the flags of `__main__`, which is an installed console
+    script's wrapper (no flags) or, for `python -m mkr_tf.synthetic`, a module that defines none.
+    """
+    # module_help's first line names the module (a file path for `python -m`); the flags follow.
+    listings = [flags.FLAGS.module_help(name).strip().partition("\n")[2]
+                for name in sorted(flags.FLAGS.flags_by_module_dict())
+                if not name.startswith("absl.")]
+    return "\n".join([(module.__doc__ or "").strip(), "", "Flags:", *listings])

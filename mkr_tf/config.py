@@ -26,6 +26,13 @@ XLA_DATASETS = ("book",)
 
 OPTIMIZERS = ("lazy_adam", "adam")
 CROSS_UNITS = ("cross_compress", "dcn", "stitch")
+# mkr_tf.baselines' models, here so that flags can name them without importing TensorFlow.
+BASELINES = ("popularity", "itemknn", "mf")
+# How a run is distributed (`mkr_tf.distribute`), here so that flags can name them without
+# importing TensorFlow.
+STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
+# TensorFlow's own default for MinSizePartitioner: tables under 256 KiB stay whole.
+DEFAULT_MIN_SHARD_BYTES = 256 << 10
 
 
 @dataclasses.dataclass(frozen=True)

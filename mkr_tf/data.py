@@ -100,6 +100,10 @@ class MKRData:
     item_ids: list[tuple[str, str]] | None = None
     # Items whose ratings were all moved out of training (`with_cold_items`), sorted.
     cold_items: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    # The raw user id of each user index, when data_prep made the files.
+    user_ids: list[str] | None = None
+    # The name of each item index (None where unknown), when the raw data names items.
+    item_names: list[str | None] | None = None
 
     @property
     def n_interactions(self) -> int:
@@ -304,10 +308,15 @@ def load_processed(directory: os.PathLike, seed: int, log=logging.info,
     loaded = build_dataset(ratings, kg, seed, source=str(directory), log=log,
                            allow_sparse_ids=allow_sparse_ids, files=files)
     if (directory / data_prep.pipeline.META_FILE).is_file():
-        items = data_prep.read_meta(directory).get("items")
+        meta = data_prep.read_meta(directory)
+        items, users = meta.get("items"), meta.get("users")
         if items:
             # Items listed after the last rated one are not in the model's item table.
             loaded.item_ids = list(zip(items["item_id"], items["entity_id"]))[:loaded.n_items]
+            if "name" in items:
+                loaded.item_names = items["name"][:loaded.n_items]
+        if users:
+            loaded.user_ids = users["user_id"][:loaded.n_users]
     return loaded
 
 

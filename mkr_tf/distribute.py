@@ -27,12 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from mkr_tf import optimizers as mkr_optimizers
+from mkr_tf.config import DEFAULT_MIN_SHARD_BYTES, STRATEGIES  # noqa: F401 (re-exported)
 from mkr_tf.model import (KG_COLUMNS, KG_OUTPUTS, MKR, RS_COLUMNS, RS_OUTPUTS, columns,
                           epoch_function)
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
-# TensorFlow's own default for MinSizePartitioner: tables under 256 KiB stay whole.
-DEFAULT_MIN_SHARD_BYTES = 256 << 10
 # A parameter_server cluster's tasks other than the chief only serve: the chief runs this program.
 SERVER_TASK_TYPES = ("worker", "ps")
 EVAL_BATCH_SIZE = 65536

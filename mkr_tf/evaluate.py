@@ -9,6 +9,8 @@ RUN/evaluation.json, where `mkr_tf.plot` finds them. Examples:
   python -m mkr_tf.evaluate --run_dir=RUN --json --ks=10,20 | jq .topk.metrics
 """
 
+from __future__ import annotations  # runs.Run in annotations is not imported until used
+
 import json
 import os
 import pathlib
@@ -17,12 +19,15 @@ from typing import Any, Sequence
 
 from absl import flags
 
-from mkr_tf import baselines
 from mkr_tf import cli
+from mkr_tf import lazy
 from mkr_tf import metrics
-from mkr_tf import protocol
-from mkr_tf import runs
-from mkr_tf import trainer
+
+# TensorFlow's, imported when an evaluation starts, so that --help answers at once.
+baselines = lazy.load("mkr_tf.baselines")
+protocol = lazy.load("mkr_tf.protocol")
+runs = lazy.load("mkr_tf.runs")
+trainer = lazy.load("mkr_tf.trainer")
 
 EVALUATION_FILE = "evaluation.json"
 

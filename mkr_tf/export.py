@@ -3,7 +3,7 @@ r"""Exports a trained MKR model as a SavedModel for TF Serving.
   python -m mkr_tf.export --run_dir=runs/music/20250101-120000 [--export_dir=saved_models/music]
 
 Exports go to `<export_dir>/<version>/`, TF Serving's layout, each one taking the highest version
-there plus one. The SavedModel has three signatures (README's Serving section gives the details):
+there plus one; exporting the model that the newest version already serves adds none. The SavedModel has three signatures (README's Serving section gives the details):
 
   serving_default  user_id [N] int64, item_id [N] int64    -> probability [N] float32
   recommend        user_id [N] int64, k [] int32             -> item_ids [N, k] int64,
@@ -13,32 +13,46 @@ there plus one. The SavedModel has three signatures (README's Serving section gi
 It carries all it needs: the weights the signatures read, every item's vector after the
 cross&compress units, each user's training interactions (which `recommend` leaves out), the
 table sizes and, when the run's data came through data_prep, the raw item and entity id of
-every item (assets/item_ids.tsv).
+every item (assets/item_ids.tsv) and the raw id of every user (assets/user_ids.tsv).
 """
 
+from __future__ import annotations  # tf, MKR and MKRData in annotations are not imported
+
 import errno
+import hashlib
+import json
 import os
 import pathlib
 import tempfile
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from absl import flags
 import numpy as np
-import tensorflow as tf
 
 from data_prep import staging as staging_lib
 from mkr_tf import cli
-from mkr_tf import data as mkr_data
-from mkr_tf import ranking
+from mkr_tf import lazy
 from mkr_tf import run_folder
-from mkr_tf import runs
-from mkr_tf.model import MKR
+
+if TYPE_CHECKING:  # only annotations: mkr_tf.data loads pandas, mkr_tf.model TensorFlow
+    from mkr_tf import data as mkr_data
+    from mkr_tf.model import MKR
+
+# TensorFlow's, imported when an export starts, so that --help answers at once.
+tf = lazy.load("tensorflow")
+ranking = lazy.load("mkr_tf.ranking")
+runs = lazy.load("mkr_tf.runs")
 
 RECOMMEND_SIGNATURE = "recommend"
 KG_SCORE_SIGNATURE = "kg_score"
 SIGNATURES = ("serving_default", RECOMMEND_SIGNATURE, KG_SCORE_SIGNATURE)
 ITEM_IDS_ASSET = "item_ids.tsv"
 ITEM_IDS_COLUMNS = ("item", "item_id", "entity_id")
+ITEM_NAME_COLUMN = "name"  # a fourth column of item_ids.tsv, when the raw data names items
+USER_IDS_ASSET = "user_ids.tsv"
+USER_IDS_COLUMNS = ("user", "user_id")
+# Beside saved_model.pb (TF Serving reads only the SavedModel): what the version was made from.
+EXPORT_INFO_FILE = "mkr_export.json"
 _STAGING_PREFIX = ".tmp-"
 # How many out-of-range ids an error message lists.
 _SHOWN_BAD_IDS = 10
@@ -58,8 +72,14 @@ def versions(export_base: str | os.PathLike) -> list[int]:
 
 def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathLike, *,
                  item_ids: Sequence[tuple[object, object]] | None = None,
+                 user_ids: Sequence[object] | None = None,
+                 item_names: Sequence[str | None] | None = None,
                  log: Callable[[str], None] = print) -> pathlib.Path:
     """Writes `model` as the next version under `export_base`, whole or not at all.
+
+    When the newest version already serves the same model (same weights, architecture, training
+    interactions and id maps, by the fingerprint in its mkr_export.json), no version is added:
+    rerunning a deterministic training or exporting a run twice returns that version.
 
     Args:
         model: the MKR model to serve.
@@ -67,15 +87,32 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
         export_base: the model's folder in TF Serving's layout, e.g. saved_models/music.
         item_ids: the raw (item id, entity id) of each item index, in index order, or None
             when unknown; it becomes assets/item_ids.tsv.
+        user_ids: the raw id of each user index, in index order, or None when unknown; it
+            becomes assets/user_ids.tsv.
+        item_names: the name of each item index (None where unknown), or None when the raw
+            data names no item; with `item_ids`, a `name` column of item_ids.tsv.
         log: callable taking one message string.
 
     Returns:
-        The new version's folder, `<export_base>/<version>`.
+        The new version's folder, `<export_base>/<version>`, or the newest existing one when
+        it serves the same model.
     """
     if item_ids is not None and len(item_ids) != model.n_items:
         raise ValueError(f"item_ids lists {len(item_ids)} items, the model has {model.n_items}")
+    if user_ids is not None and len(user_ids) != model.n_users:
+        raise ValueError(f"user_ids lists {len(user_ids)} users, the model has {model.n_users}")
     export_base = pathlib.Path(export_base)
     run_folder.check_output_folder(export_base, "--export_dir")
+    # Sampled negatives are random never-rated items, not interactions: only positives are a
+    # user's history.
+    train_positives = data.train[data.train[:, 2] == 1]
+    fingerprint = _fingerprint(model, train_positives, [item_ids, item_names], user_ids)
+    newest = max(versions(export_base), default=None)
+    if newest is not None and _export_info(export_base / str(newest)).get(
+            "fingerprint") == fingerprint:
+        log(f"{export_base / str(newest)} already serves this model (same weights and data); "
+            f"no new version")
+        return export_base / str(newest)
     # TF Serving only loads integer-named folders, so it never sees the staging folder; being
     # inside export_base keeps the final rename on one file system, hence atomic. A killed
     # export's staging folder is removed by the next export.
@@ -83,12 +120,23 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
         export_base.mkdir(parents=True, exist_ok=True)
         with staging_lib.staging_folder(export_base, _STAGING_PREFIX) as staging, \
                 tempfile.TemporaryDirectory() as asset_dir:
-            item_ids_path = None
+            assets = {}
             if item_ids is not None:
-                item_ids_path = pathlib.Path(asset_dir) / ITEM_IDS_ASSET
-                _write_item_ids(item_ids_path, item_ids)
-            module, signatures = _serving_module(model, data.train, item_ids_path)
+                assets["item_ids_tsv"] = pathlib.Path(asset_dir) / ITEM_IDS_ASSET
+                if item_names is None:
+                    _write_table(assets["item_ids_tsv"], ITEM_IDS_COLUMNS, item_ids)
+                else:
+                    _write_table(assets["item_ids_tsv"], (*ITEM_IDS_COLUMNS, ITEM_NAME_COLUMN),
+                                 [(*ids, "" if name is None else name)
+                                  for ids, name in zip(item_ids, item_names)])
+            if user_ids is not None:
+                assets["user_ids_tsv"] = pathlib.Path(asset_dir) / USER_IDS_ASSET
+                _write_table(assets["user_ids_tsv"], USER_IDS_COLUMNS,
+                             [(user_id,) for user_id in user_ids])
+            module, signatures = _serving_module(model, data.train, assets)
             tf.saved_model.save(module, str(staging), signatures=signatures)
+            (staging / EXPORT_INFO_FILE).write_text(
+                json.dumps({"fingerprint": fingerprint}, indent=2) + "\n")
             version_dir = _publish(staging, export_base)
     log(f"exported {version_dir} (signatures {', '.join(SIGNATURES)})")
     return version_dir
@@ -102,14 +150,34 @@ def export_run(run_dir: str | os.PathLike, export_base: str | os.PathLike,
 
 def _export_loaded_run(run: runs.Run, export_base: str | os.PathLike,
                        log: Callable[[str], None]) -> pathlib.Path:
-    return export_model(run.model, run.data, export_base, item_ids=run.data.item_ids, log=log)
+    return export_model(run.model, run.data, export_base, item_ids=run.data.item_ids,
+                        user_ids=run.data.user_ids, item_names=run.data.item_names, log=log)
 
 
-def _write_item_ids(path: pathlib.Path, item_ids: Sequence[tuple[object, object]]) -> None:
-    lines = ["\t".join(ITEM_IDS_COLUMNS)]
-    lines += [f"{index}\t{item_id}\t{entity_id}"
-              for index, (item_id, entity_id) in enumerate(item_ids)]
+def _write_table(path: pathlib.Path, columns: Sequence[str],
+                 rows: Sequence[tuple[object, ...]]) -> None:
+    """A TSV asset: a header, then the index of each row followed by its raw ids."""
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(map(str, (index, *row))) for index, row in enumerate(rows)]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _fingerprint(model: MKR, train_positives: np.ndarray, item_ids, user_ids) -> str:
+    """sha256 of everything an export serves: weights, architecture, history, id maps."""
+    # Not the name: each model built in a process gets a new one (mkr, mkr_1, ...).
+    architecture = {key: value for key, value in model.get_config().items() if key != "name"}
+    digest = hashlib.sha256(json.dumps([architecture, item_ids, user_ids], default=str).encode())
+    for weight in model.trainable_weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    digest.update(np.ascontiguousarray(train_positives).tobytes())
+    return digest.hexdigest()
+
+
+def _export_info(version_dir: pathlib.Path) -> dict:
+    try:
+        return json.loads((version_dir / EXPORT_INFO_FILE).read_text())
+    except (OSError, ValueError):
+        return {}  # made by an older version of this module, or by hand
 
 
 def _publish(staging: pathlib.Path, export_base: pathlib.Path) -> pathlib.Path:
@@ -166,7 +234,7 @@ def _checked_k(k: tf.Tensor, n_items: int) -> tf.Tensor:
 
 
 def _serving_module(model: MKR, train_ratings: np.ndarray,
-                    item_ids_path: pathlib.Path | None) -> tuple[tf.Module, dict]:
+                    assets: dict[str, pathlib.Path]) -> tuple[tf.Module, dict]:
     """The object to save and its signatures, which call `model`'s own forward pass.
 
     The module tracks the model's layers, not the model: that saves their weights but not the
@@ -185,8 +253,9 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
     # Sampled negatives are random never-rated items, not interactions: only positives are a
     # user's history, so only they are left out.
     module.ranker = ranking.CatalogueRanker(train_ratings, n_users, n_items, "train_positives")
-    if item_ids_path is not None:
-        module.item_ids_tsv = tf.saved_model.Asset(str(item_ids_path))
+    # Attributes item_ids_tsv and user_ids_tsv: mkr_tf.recommend finds the maps by these names.
+    for name, path in assets.items():
+        setattr(module, name, tf.saved_model.Asset(str(path)))
 
     def ids(name):
         return tf.TensorSpec([None], tf.int64, name=name)

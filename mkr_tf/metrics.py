@@ -3,9 +3,12 @@
 from typing import Sequence
 
 import numpy as np
-import tensorflow as tf
 
-from mkr_tf import ranking
+from mkr_tf import lazy
+
+# Imported when top-K first runs: the CLIs read TOPK_CUTOFFS for their flags' defaults.
+tf = lazy.load("tensorflow")
+ranking = lazy.load("mkr_tf.ranking")
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:

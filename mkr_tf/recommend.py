@@ -1,15 +1,18 @@
 r"""Prints each user's top-k items from an exported MKR model.
 
-  python -m mkr_tf.recommend --model=saved_models/music --user=3,17,42 --k=10 [--version=2]
+  python -m mkr_tf.recommend --model=saved_models/music --user=2,7 --k=10 [--version=2]
+  python -m mkr_tf.recommend --model=saved_models/music --user_index=0,5 --k=10
 
 Loads `<model>/<version>/` (the newest version unless --version is given) with
 tf.saved_model.load alone and calls its `recommend` signature, which ranks the whole catalogue
 and leaves out the items each user interacted with in training.
 
-Users are the model's internal indices: data_prep numbers users 0, 1, ... in the order they
-first appear in the raw rating file, counting only users with a positive; raw user ids are not
-mapped back. Items are shown with their raw item id and KG entity id when the export carries
-that map (assets/item_ids.tsv, written for data prepared by data_prep), else as indices only.
+--user takes the users' own ids, as the raw rating file spells them (for music, Last.FM's
+userID), through the export's user map (assets/user_ids.tsv, written for data prepared by
+data_prep); for data given in processed form only, which has no map, the ids of
+ratings_final.txt are the ids. --user_index takes the model's internal indices. Items are shown
+with their raw item id and KG entity id when the export carries that map (assets/item_ids.tsv),
+and their names when the raw data had them, else as indices only.
 """
 
 import dataclasses
@@ -19,10 +22,13 @@ from typing import Any
 
 from absl import flags
 import numpy as np
-import tensorflow as tf
 
 from mkr_tf import cli
 from mkr_tf import export
+from mkr_tf import lazy
+
+# Imported when a model is loaded, so that --help answers at once.
+tf = lazy.load("tensorflow")
 
 FLAGS = flags.FLAGS
 
@@ -33,13 +39,27 @@ class RecommendError(ValueError):
 
 @dataclasses.dataclass
 class Recommender:
-    """A loaded export, its table sizes and its raw item ids (or None)."""
+    """A loaded export, its table sizes and its raw item and user ids (or None)."""
     version_dir: pathlib.Path
     # Kept whole: the signatures read variables that the loaded object owns.
     saved_model: Any
     n_users: int
     n_items: int
-    raw_item_ids: list[tuple[str, str]] | None
+    # (item id, entity id[, name]) of each item index.
+    raw_item_ids: list[tuple[str, ...]] | None
+    raw_user_ids: list[str] | None = None
+
+    def user_indices(self, raw_ids: list[str]) -> list[int]:
+        """The index of each raw user id; without a user map, ids are indices."""
+        if self.raw_user_ids is None:
+            return _parse_indices(raw_ids)
+        index_of = {raw_id: index for index, raw_id in enumerate(self.raw_user_ids)}
+        for raw_id in raw_ids:
+            if raw_id not in index_of:
+                raise RecommendError(
+                    f"unknown user {raw_id!r}: not among the {self.n_users:,} users of "
+                    f"{self.version_dir}'s training data (--user_index takes internal indices)")
+        return [index_of[raw_id] for raw_id in raw_ids]
 
     def top_k(self, users: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(item indices [len(users), k], scores); -1 pads users with fewer than k unseen items."""
@@ -70,21 +90,30 @@ def load(model_dir: str | os.PathLike, version: int | None = None) -> Recommende
     if export.RECOMMEND_SIGNATURE not in loaded.signatures:
         raise RecommendError(f"{version_dir}: not an mkr_tf export (no "
                              f"{export.RECOMMEND_SIGNATURE!r} signature)")
-    raw_item_ids = None
-    if hasattr(loaded, "item_ids_tsv"):
-        rows = pathlib.Path(loaded.item_ids_tsv.asset_path.numpy().decode()).read_text()
-        # Columns: item index, raw item id, raw entity id; the first line is the header.
-        raw_item_ids = [tuple(line.split("\t")[1:]) for line in rows.splitlines()[1:]]
+    # Columns: item index, raw item id, raw entity id / user index, raw user id.
+    raw_item_ids = _read_asset(loaded, "item_ids_tsv")
+    raw_user_ids = _read_asset(loaded, "user_ids_tsv")
     return Recommender(version_dir, loaded, int(loaded.n_users.numpy()),
-                       int(loaded.n_items.numpy()), raw_item_ids)
+                       int(loaded.n_items.numpy()), raw_item_ids,
+                       None if raw_user_ids is None else [row[0] for row in raw_user_ids])
+
+
+def _read_asset(loaded, name: str) -> list[tuple[str, ...]] | None:
+    """The rows of an id-map asset without their index column and header, or None if absent."""
+    if not hasattr(loaded, name):
+        return None
+    text = pathlib.Path(getattr(loaded, name).asset_path.numpy().decode()).read_text()
+    return [tuple(line.split("\t")[1:]) for line in text.splitlines()[1:]]
 
 
 def format_recommendations(recommender: Recommender, users: list[int], k: int) -> str:
-    """One table per user: rank, item index, raw item and entity id when known, score."""
+    """One table per user index: rank, item index, raw item and entity id when known, score."""
     item_ids, scores = recommender.top_k(users, k)
     header = ["rank", "item"]
     if recommender.raw_item_ids is not None:
         header += list(export.ITEM_IDS_COLUMNS[1:])
+        if len(recommender.raw_item_ids[0]) > len(export.ITEM_IDS_COLUMNS) - 1:
+            header.append(export.ITEM_NAME_COLUMN)
     header.append("score")
     blocks = []
     for user, user_items, user_scores in zip(users, item_ids, scores):
@@ -95,8 +124,9 @@ def format_recommendations(recommender: Recommender, users: list[int], k: int) -
             if recommender.raw_item_ids is not None:
                 row += list(recommender.raw_item_ids[item])
             rows.append(row + [f"{score:.4f}"])
-        title = (f"user {user}: top {len(rows)} of {recommender.n_items} items "
-                 f"(training interactions left out)")
+        name = (f"user {user}" if recommender.raw_user_ids is None
+                else f"user {recommender.raw_user_ids[user]} (index {user})")
+        title = f"{name}: top {len(rows)} of {recommender.n_items} items (training interactions left out)"
         blocks.append("\n".join([title, _table([header, *rows])]))
     return "\n\n".join(blocks)
 
@@ -107,7 +137,7 @@ def _table(rows: list[list[str]]) -> str:
                      for row in rows)
 
 
-def _parse_users(values: list[str]) -> list[int]:
+def _parse_indices(values: list[str]) -> list[int]:
     users = []
     for value in values:
         try:
@@ -122,15 +152,22 @@ def _define_flags() -> None:
     # module next to them cannot define a flag twice.
     flags.DEFINE_string("model", None, "The model's export folder, e.g. saved_models/music.",
                         required=True)
-    flags.DEFINE_list("user", None, "User indices, comma-separated, e.g. 3,17,42.",
-                      required=True)
+    flags.DEFINE_list("user", None,
+                      "Users by their own ids, comma-separated, as the raw rating file spells "
+                      "them (music: Last.FM userID), e.g. 2,7.")
+    flags.DEFINE_list("user_index", None,
+                      "Users by the model's internal indices, comma-separated, e.g. 0,5.")
     flags.DEFINE_integer("k", 10, "Items per user.")
     flags.DEFINE_integer("version", None, "Version to load. Default: the newest.")
 
 
 def _main():
-    users = _parse_users(FLAGS.user)
+    if (FLAGS.user is None) == (FLAGS.user_index is None):
+        raise RecommendError("give the users with exactly one of --user (their own ids) or "
+                             "--user_index (the model's indices)")
     recommender = load(FLAGS.model, FLAGS.version)
+    users = (_parse_indices(FLAGS.user_index) if FLAGS.user_index is not None
+             else recommender.user_indices(FLAGS.user))
     print(format_recommendations(recommender, users, FLAGS.k))
 
 

@@ -4,11 +4,13 @@ confidence intervals, the ablations, cold items, the sparsity sweep, a report.
   MKR_DATA_DIR=../shared/datasets python -m mkr_tf.reproduce --datasets=book,music
   python -m mkr_tf.reproduce --quick          # synthetic data, 2 seeds, 2 epochs: a smoke test
 
-writes `<out>/results.md` with its plots beside it and `<out>/results.json` with every figure
-(`--json` prints it), and keeps every run under `<out>/runs/`. A finished run is reused
-(`--force` redoes it). Every model is measured by `protocol.Evaluator` on the same splits:
-MKR's variants, and the baselines of `mkr_tf.baselines` fitted on each seed's training split.
-Models and settings are selected on the eval split only; the test split is read once per run.
+writes `<output_dir>/results.md` with its plots beside it and `<output_dir>/results.json` with
+every figure (`--json` prints it), and keeps every run under `<output_dir>/runs/`. The default
+output_dir is runs/reproduce (runs/reproduce-quick with --quick), so that the committed report
+changes only when asked: --output_dir=reports. A finished run is reused (`--force` redoes it).
+Every model is measured by `protocol.Evaluator` on the same splits: MKR's variants, and the
+baselines of `mkr_tf.baselines` fitted on each seed's training split. Models and settings are
+selected on the eval split only; the test split is read once per run.
 """
 
 import dataclasses
@@ -26,17 +28,20 @@ from typing import Any
 from absl import flags
 from absl import logging
 import numpy as np
-import tensorflow as tf
 
-from mkr_tf import baselines
 from mkr_tf import cli
 from mkr_tf import data as mkr_data
+from mkr_tf import lazy
 from mkr_tf import metrics
 from mkr_tf import plot
-from mkr_tf import protocol
 from mkr_tf import significance
-from mkr_tf import trainer
-from mkr_tf.config import MKRConfig
+from mkr_tf.config import BASELINES, MKRConfig
+
+# TensorFlow's, imported when the runs start, so that --help answers at once.
+tf = lazy.load("tensorflow")
+baselines = lazy.load("mkr_tf.baselines")
+protocol = lazy.load("mkr_tf.protocol")
+trainer = lazy.load("mkr_tf.trainer")
 
 # Test AUC / ACC of MKR in the paper's Table 3.
 PAPER_RESULTS = {"movie": (0.917, 0.843), "book": (0.734, 0.704), "music": (0.797, 0.752)}
@@ -66,6 +71,8 @@ DEFAULT_SEEDS = (1, 2, 3, 4, 5)
 # The figures the paired comparisons and the headline tables are about.
 HEADLINE = (("test", "auc", "test AUC"), ("test", "ndcg@10", "NDCG@10"))
 SPARSITY_RATIOS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+DEFAULT_OUTPUT_DIR = os.path.join("runs", "reproduce")
+QUICK_OUTPUT_DIR = os.path.join("runs", "reproduce-quick")
 PACKAGES = ("tensorflow", "keras", "numpy", "pandas", "tensorboard", "absl-py", "matplotlib")
 
 
@@ -76,7 +83,7 @@ class Plan:
     datasets: tuple[str, ...]
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     variants: tuple[Variant, ...] = VARIANTS
-    baselines: tuple[str, ...] = baselines.NAMES
+    baselines: tuple[str, ...] = BASELINES
     cold_items: float = 0.2  # 0: no cold-item table
     sparsity_dataset: str | None = "music"
     sparsity_ratios: tuple[float, ...] = SPARSITY_RATIOS
@@ -444,9 +451,12 @@ def _define_flags() -> None:
     flags.DEFINE_list("variants", [_slug(v.name) for v in VARIANTS],
                       "MKR variants to run: " + ", ".join(
                           f"{_slug(v.name)} ({v.name})" for v in VARIANTS) + ".")
-    flags.DEFINE_list("baselines", list(baselines.NAMES), "Baselines beside MKR.")
+    flags.DEFINE_list("baselines", list(BASELINES), "Baselines beside MKR.")
     flags.DEFINE_float("cold_items", 0.2, "Share of cold items of the cold-item table; 0: none.")
-    flags.DEFINE_string("out", "reports", "Report folder: results.md, results.json, plots, runs/.")
+    flags.DEFINE_string("output_dir", None,
+                        f"Report folder: results.md, results.json, plots, runs/. Default: "
+                        f"{DEFAULT_OUTPUT_DIR} ({QUICK_OUTPUT_DIR} with --quick); the committed "
+                        f"report is --output_dir=reports.")
     flags.DEFINE_string("sparsity_dataset", "music", "Dataset of the sparsity sweep; empty: none.")
     flags.DEFINE_boolean("force", False, "Redo runs that already have results.")
     flags.DEFINE_boolean("json", False, "Also print every figure of the report as one JSON object.")
@@ -479,7 +489,8 @@ def _main():
                     variants=tuple(by_slug[name] for name in FLAGS.variants),
                     baselines=tuple(FLAGS.baselines), cold_items=FLAGS.cold_items,
                     sparsity_dataset=FLAGS.sparsity_dataset or None)
-    reproduction = Reproduction(plan, FLAGS.out, FLAGS.data_dir or cli.default_data_dir(),
+    output_dir = FLAGS.output_dir or (QUICK_OUTPUT_DIR if FLAGS.quick else DEFAULT_OUTPUT_DIR)
+    reproduction = Reproduction(plan, output_dir, FLAGS.data_dir or cli.default_data_dir(),
                                 FLAGS.cache_dir or cli.default_cache_dir(), force=FLAGS.force,
                                 log=lambda line: print(line, flush=True))
     command = "python -m mkr_tf.reproduce " + " ".join(sys.argv[1:])

@@ -9,6 +9,11 @@ tuned settings for the embedded synthetic data. Examples:
 
 With --strategy=multi_worker or parameter_server, every task of the cluster in TF_CONFIG runs
 this same command (README, Distributed training); parameter_server's worker and ps tasks only serve.
+
+Each epoch prints one line: rs_loss (cross-entropy plus λ·L2), kge_loss on the epochs with a KGE
+pass, AUC and ACC of every split, seconds. kge_loss is negative by design: MKR's KGE task
+maximises the score σ(t · t̂) of the KG's true triples, so its loss is −mean σ(t · t̂) + λ·L2,
+between −1 and 0 for small λ, and falls toward −1 as the KG is learnt.
 """
 
 import datetime
@@ -21,12 +26,15 @@ from mkr_tf import budget
 from mkr_tf import cli
 from mkr_tf import config as mkr_config
 from mkr_tf import data as mkr_data
-from mkr_tf import distribute
-from mkr_tf import export
-from mkr_tf import progress
+from mkr_tf import lazy
 from mkr_tf import run_folder
-from mkr_tf import summaries
-from mkr_tf import trainer
+
+# TensorFlow's, imported once a run starts, so that --help answers at once.
+distribute = lazy.load("mkr_tf.distribute")
+export = lazy.load("mkr_tf.export")
+progress = lazy.load("mkr_tf.progress")
+summaries = lazy.load("mkr_tf.summaries")
+trainer = lazy.load("mkr_tf.trainer")
 
 FLAGS = flags.FLAGS
 
@@ -36,15 +44,31 @@ flags.DEFINE_boolean("overwrite", False,
                      "Start the run in --run_dir afresh: remove what an earlier mkr_tf.train run "
                      "wrote there (and nothing else).")
 flags.DEFINE_integer("seed", 0, "Seeds the split, the negatives' shuffles and the initialisation.")
-flags.DEFINE_integer("n_epochs", None, "Epochs.")
-flags.DEFINE_integer("dim", None, "Embedding size d.")
-flags.DEFINE_integer("L", None, "Low layers: cross&compress units and tower layers.")
-flags.DEFINE_integer("H", None, "High layers: the KGE head's (and with --use_inner_product=false the RS head's) depth.")
-flags.DEFINE_integer("batch_size", None, "Batch size of both tasks.")
-flags.DEFINE_float("l2_weight", None, "Weight λ of the L2 terms.")
-flags.DEFINE_float("lr_rs", None, "Adam learning rate of the RS task.")
-flags.DEFINE_float("lr_kge", None, "Adam learning rate of the KGE task.")
-flags.DEFINE_integer("kge_interval", None, "Run the KGE pass every this many epochs.")
+
+
+def _with_presets(name: str, meaning: str) -> str:
+    """`meaning`, then the value each dataset's preset gives the hyper-parameter `name`."""
+    presets = dict(mkr_config.PAPER_SETTINGS, synthetic=mkr_config.SYNTHETIC_SETTINGS)
+    values = ", ".join(f"{dataset} {settings[name]:g}" for dataset, settings in presets.items())
+    return f"{meaning} Default: the dataset's preset ({values}; other datasets: synthetic's)."
+
+
+# The hyper-parameters that each dataset's preset sets, with their meaning.
+_HYPERPARAMETERS = {
+    "n_epochs": "Epochs.",
+    "dim": "Embedding size d.",
+    "L": "Low layers: cross&compress units and tower layers.",
+    "H": "High layers: the KGE head's (and with --use_inner_product=false the RS head's) depth.",
+    "batch_size": "Batch size of both tasks.",
+    "l2_weight": "Weight λ of the L2 terms.",
+    "lr_rs": "Adam learning rate of the RS task.",
+    "lr_kge": "Adam learning rate of the KGE task (its loss, −mean σ(t · t̂) + λ·L2, is negative).",
+    "kge_interval": "Run the KGE pass every this many epochs.",
+}
+for _name, _meaning in _HYPERPARAMETERS.items():
+    _define = (flags.DEFINE_float if isinstance(mkr_config.SYNTHETIC_SETTINGS[_name], float)
+               else flags.DEFINE_integer)
+    _define(_name, None, _with_presets(_name, _meaning))
 flags.DEFINE_boolean("use_kge", True, "Train the KGE task; false trains the RS task alone.")
 flags.DEFINE_boolean("use_inner_product", True, "RS head: inner product (true) or an MLP on [u; v].")
 flags.DEFINE_enum("cross_unit", "cross_compress", list(mkr_config.CROSS_UNITS),
@@ -84,16 +108,16 @@ flags.DEFINE_integer("topk_every", 1, "Top-K on the test split every this many e
 flags.DEFINE_integer("summary_every_steps", 100,
                      "Step-level TensorBoard scalars every this many steps; 0: none.")
 flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
-flags.DEFINE_enum("strategy", "default", list(distribute.STRATEGIES),
+flags.DEFINE_enum("strategy", "default", list(mkr_config.STRATEGIES),
                   "default: one process. mirrored: this machine's GPUs in sync. multi_worker: "
                   "the machines in TF_CONFIG in sync. parameter_server: TF_CONFIG's chief "
                   "schedules asynchronous steps on its workers, tables sharded over its ps tasks.")
-flags.DEFINE_integer("min_shard_bytes", distribute.DEFAULT_MIN_SHARD_BYTES,
+flags.DEFINE_integer("min_shard_bytes", mkr_config.DEFAULT_MIN_SHARD_BYTES,
                      "With --strategy=parameter_server: tables of at least twice this size are "
                      "split into shards of at least this size, one per ps task at most.")
 
-HYPERPARAMETER_FLAGS = ("n_epochs", "dim", "L", "H", "batch_size", "l2_weight", "lr_rs", "lr_kge",
-                        "kge_interval", "jit_compile")
+# Flags whose unset value (None) leaves the dataset's preset in force.
+HYPERPARAMETER_FLAGS = (*_HYPERPARAMETERS, "jit_compile")
 
 
 def config_from_flags() -> mkr_config.MKRConfig:
@@ -114,18 +138,21 @@ def config_from_flags() -> mkr_config.MKRConfig:
 log_line = functools.partial(print, flush=True)
 
 
-class _KeepForExport(trainer.TrainingCallback):
-    """Keeps the trained model (with the best weights, at the end) and its data, so that the
-    export needs no reload of the run."""
+def _keep_for_export():
+    """A callback that keeps the trained model (with the best weights, at the end) and its data,
+    so that the export needs no reload of the run. Built on demand: `trainer` loads TensorFlow."""
 
-    def __init__(self):
-        self.model = self.data = None
+    class KeepForExport(trainer.TrainingCallback):
+        def __init__(self):
+            self.model = self.data = None
 
-    def on_train_begin(self, model, config, data, run_dir) -> None:
-        self.data = data
+        def on_train_begin(self, model, config, data, run_dir) -> None:
+            self.data = data
 
-    def on_train_end(self, results, model) -> None:
-        self.model = model
+        def on_train_end(self, results, model) -> None:
+            self.model = model
+
+    return KeepForExport()
 
 
 def _main():
@@ -168,7 +195,7 @@ def _main():
         run_dir, logdir=FLAGS.logdir, quiet=FLAGS.quiet, topk_every=FLAGS.topk_every,
         summary_every_steps=FLAGS.summary_every_steps) if chief else [
             progress.ProgressCallback(quiet=FLAGS.quiet)]
-    kept = _KeepForExport()
+    kept = _keep_for_export()
     # The progress callback prints the epoch lines above its bar.
     trainer.train(config, data, run_dir, name, log=callbacks[-1].log,
                   callbacks=[kept, *callbacks],

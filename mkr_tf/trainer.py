@@ -83,12 +83,18 @@ def _check_finite(losses: dict[str, Any], task: str, epoch: int) -> None:
 
 
 def _format_epoch(epoch: int, n_epochs: int, record: dict[str, Any]) -> str:
-    parts = [f"epoch {epoch:>3}/{n_epochs}", f"rs_loss {record['rs_loss']:.4f}"]
-    if "kge_loss" in record:
-        parts.append(f"kge_loss {record['kge_loss']:.4f}")
+    """One line per epoch, in fixed-width columns: "-" stands for kge_loss on epochs without a
+    KGE pass. kge_loss is negative: it is −mean σ(t · t̂) + λ·L2 (MKR.kg_update)."""
+    kge_loss = f"{record['kge_loss']:7.4f}" if "kge_loss" in record else f"{'-':>7}"
+    parts = [f"epoch {epoch:>3}/{n_epochs}", f"rs_loss {record['rs_loss']:.4f}",
+             f"kge_loss {kge_loss}"]
     for split in SPLITS:
         parts.append(f"{split} auc {record[f'{split}_auc']:.4f} acc {record[f'{split}_acc']:.4f}")
-    parts.append(f"{record['seconds']:.1f}s")
+    # The time the progress bar's s/epoch averages: training and evaluation, then top-K.
+    seconds = f"{record['seconds']:5.1f}s"
+    if "topk_seconds" in record:
+        seconds += f" + top-K {record['topk_seconds']:.1f}s"
+    parts.append(seconds)
     return "  ".join(parts)
 
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from mkr_tf import baselines
 from mkr_tf import data as mkr_data
+from mkr_tf import matrix_factorization
 from mkr_tf import metrics
 from tests.test_trainer import two_taste_dataset
 
@@ -96,7 +97,7 @@ class ItemKNNTest(tf.test.TestCase):
 class MFTest(tf.test.TestCase):
 
     def test_catalogue_logits_equal_pair_logits(self):
-        model = baselines.MatrixFactorization(5, 7, dim=3)
+        model = matrix_factorization.MatrixFactorization(5, 7, dim=3)
         users = np.repeat(np.arange(5), 7)
         items = np.tile(np.arange(7), 5)
         pairs = model.logits_and_l2(tf.constant(users), tf.constant(items))[0].numpy()
@@ -106,11 +107,11 @@ class MFTest(tf.test.TestCase):
     def test_learns_and_never_reads_the_test_split(self):
         ratings, kg = two_taste_dataset()
         data = mkr_data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
-        mf = baselines.MF(data, seed=0, grid=SMALL_MF_GRID)
+        mf = matrix_factorization.MF(data, seed=0, grid=SMALL_MF_GRID)
         self.assertGreater(metrics.auc(data.test[:, 2], mf.predict(data.test)), 0.7)
         # Scrambled test labels change nothing that was chosen or learnt.
         scrambled = mkr_data.MKRData(**{**data.__dict__, "test": data.test[:, [0, 1, 2]] * [1, 1, 0]})
-        again = baselines.MF(scrambled, seed=0, grid=SMALL_MF_GRID)
+        again = matrix_factorization.MF(scrambled, seed=0, grid=SMALL_MF_GRID)
         self.assertEqual(again.settings, mf.settings)
         self.assertAllClose(again.predict(data.test), mf.predict(data.test))
         self.assertIn(mf.settings["dim"], SMALL_MF_GRID["dim"])

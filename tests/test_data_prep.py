@@ -19,6 +19,7 @@ import pytest
 import data_prep
 from data_prep import convert
 from data_prep import pipeline
+from mkr_tf import data as mkr_data
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -469,6 +470,24 @@ class TestCommandLine:
         table = lines.index("dataset  users  items  interactions  entities  relations  triples")
         assert lines[table + 1].split() == ["movie", "2", "5", "8", "8", "4", "6"]
 
+    def test_a_processed_folder_needs_no_preparing(self, tmp_path):
+        write(tmp_path / "data" / "book" / "ratings_final.txt", "0\t0\t1\n0\t1\t0\n1\t2\t1\n"
+              "1\t0\t0\n2\t1\t1\n2\t2\t0\n3\t0\t1\n3\t1\t0\n4\t2\t1\n4\t1\t0\n")
+        write(tmp_path / "data" / "book" / "kg_final.txt", "0\t0\t3\n1\t1\t4\n")
+        result = self.run("--dataset=book", f"--data_dir={tmp_path / 'data'}",
+                          f"--cache_dir={tmp_path / 'cache'}", "--no_download")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == (f"{tmp_path / 'data' / 'book'} already holds processed files "
+                            f"(ratings_final.txt, kg_final.txt); nothing to prepare, "
+                            f"mkr_tf.train reads them as they are")
+        assert lines[2].split() == ["book", "5", "3", "10", "5", "2", "2"]
+        assert not (tmp_path / "cache").exists()
+
+    def test_help_exits_0(self):
+        result = self.run("--help")
+        assert result.returncode == 0 and "--dataset:" in result.stdout
+
     def test_data_error_is_one_line_and_exit_2(self, tmp_path):
         write_movie(tmp_path / "data", ratings="1::10::5::0\nx::20::5::0\n")
         result = self.run("--dataset=movie", f"--data_dir={tmp_path / 'data'}",
@@ -505,6 +524,28 @@ class TestItemMap:
         output, _ = prepare("movie", write_movie(tmp_path / "data"), tmp_path / "cache")
         assert data_prep.read_meta(output)["items"] == dict(
             item_id=[10, 20, 30, 40, 50], entity_id=["e10", "e20", "e30", "e40", "e50"])
+
+    def test_users_are_listed_by_index_with_their_raw_ids(self, tmp_path):
+        # MOVIE_RATINGS: user 7 has the first positive (index 0), then user 3; user 5 has none.
+        data_dir = write_movie(tmp_path / "data")
+        output, _ = prepare("movie", data_dir, tmp_path / "cache")
+        assert data_prep.read_meta(output)["users"] == dict(user_id=[7, 3])
+        assert mkr_data.load_processed(output, seed=0).user_ids == [7, 3]
+
+    def test_names_come_from_the_original_release_when_placed_beside(self, tmp_path):
+        data_dir = write_music(tmp_path / "data")
+        without, _ = prepare("music", data_dir, tmp_path / "cache")
+        assert "name" not in data_prep.read_meta(without)["items"]
+        # Last.FM's artists.dat; artists 20 and 40 have no line, artist 99 is not an item.
+        write(data_dir / "music" / "artists.dat", "id\tname\turl\tpictureURL\n"
+              "10\tMALICE MIZER\thttp://a\thttp://b\n99\tDiary of Dreams\thttp://c\thttp://d\n"
+              "30\tMoi dix Mois\thttp://e\thttp://f\n50\t  Bella   Morte \thttp://g\thttp://h\n")
+        named, _ = prepare("music", data_dir, tmp_path / "cache")
+        assert named != without  # the names file is an input: in the cache key
+        assert data_prep.read_meta(named)["items"]["name"] == [
+            "MALICE MIZER", None, "Moi dix Mois", None, "Bella Morte"]
+        assert mkr_data.load_processed(named, seed=0).item_names[:3] == [
+            "MALICE MIZER", None, "Moi dix Mois"]
 
     def test_string_item_ids_stay_strings(self, tmp_path):
         data_dir = tmp_path / "data"

@@ -354,12 +354,30 @@ class TestExport:
             (tmp_path / name).mkdir()
         messages = []
         first = export.export_model(model, data, tmp_path, log=messages.append)
-        second = export.export_model(model, data, tmp_path, log=messages.append)
+        # Another model: here the same weights with an item map, which the export serves too.
+        item_ids = [(f"artist{item}", f"m.{item}") for item in range(data.n_items)]
+        second = export.export_model(model, data, tmp_path, item_ids=item_ids,
+                                     log=messages.append)
         assert (first, second) == (tmp_path / "8", tmp_path / "9")
         assert export.versions(tmp_path) == [3, 7, 8, 9]
         assert (second / "saved_model.pb").is_file()
         assert sorted(path.name for path in tmp_path.iterdir()) == ["3", "7", "8", "9", "latest"]
         assert messages[0].startswith(f"exported {first} ")
+
+    def test_the_model_the_newest_version_serves_adds_no_version(self, exported, tmp_path):
+        data, model, _ = exported
+        messages = []
+        first = export.export_model(model, data, tmp_path, log=messages.append)
+        assert export.export_model(model, data, tmp_path, log=messages.append) == first
+        assert messages[1] == f"{first} already serves this model (same weights and data); no new version"
+        table = model.user_embedding.weights[0]
+        original = table.numpy()
+        table.assign(original + 1)  # retrained: other weights
+        try:
+            assert export.export_model(model, data, tmp_path, log=messages.append) == tmp_path / "2"
+        finally:
+            table.assign(original)
+        assert export.versions(tmp_path) == [1, 2]
 
     def test_a_failed_export_leaves_no_version_and_no_staging(self, exported, tmp_path,
                                                               monkeypatch):
@@ -448,6 +466,14 @@ class TestExportRun:
         assert rows[1:] == [f"{index}\t{item}\t{entity}" for index, (item, entity)
                             in enumerate(zip(items["item_id"], items["entity_id"]))]
         assert rows[1] == "0\t100\te100"
+        user_rows = pathlib.Path(
+            saved.user_ids_tsv.asset_path.numpy().decode()).read_text().splitlines()
+        # Users are numbered by first positive; write_raw_music lists users 1000, 1001, ...
+        assert user_rows[0] == "user\tuser_id"
+        assert user_rows[1:] == [f"{index}\t{1000 + index}" for index in range(data.n_users)]
+        # The same run exported again: the newest version already serves it.
+        assert export.export_run(tmp_path / "run", tmp_path / "models",
+                                 log=lambda _: None) == version_dir
         best = runs.load_run(tmp_path / "run").model
         users, items = all_pairs(data)
         np.testing.assert_allclose(

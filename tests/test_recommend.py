@@ -17,13 +17,16 @@ SIZES = Sizes(n_users=8, n_items=15, n_entities=25, n_relations=2)
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """(data, export folder): version 1 has no item map, version 2 maps item i to artist<i>."""
+    """(data, export folder): version 1 has no id maps; version 2 maps item i to artist<i>,
+    named Band<i>, and user i to the raw id u<100 + i>."""
     data = small_data(SIZES)
     model = small_model(data)
     base = tmp_path_factory.mktemp("models") / "small"
     export.export_model(model, data, base, log=lambda _: None)
     export.export_model(model, data, base, log=lambda _: None,
-                        item_ids=[(f"artist{item}", f"m.{item}") for item in range(data.n_items)])
+                        item_ids=[(f"artist{item}", f"m.{item}") for item in range(data.n_items)],
+                        user_ids=[f"u{100 + user}" for user in range(data.n_users)],
+                        item_names=[f"Band{item}" for item in range(data.n_items)])
     return data, base
 
 
@@ -38,7 +41,7 @@ class TestLibrary:
         _, base = exports
         newest = recommend.load(base)
         assert newest.version_dir == base / "2"
-        assert newest.raw_item_ids[3] == ("artist3", "m.3")
+        assert newest.raw_item_ids[3] == ("artist3", "m.3", "Band3")
         assert (newest.n_users, newest.n_items) == (SIZES.n_users, SIZES.n_items)
         first = recommend.load(base, version=1)
         assert first.version_dir == base / "1" and first.raw_item_ids is None
@@ -50,11 +53,13 @@ class TestLibrary:
         blocks = recommend.format_recommendations(recommender, [0, 3], 4).split("\n\n")
         assert len(blocks) == 2
         for user, block, user_items, user_scores in zip([0, 3], blocks, item_ids, scores):
-            assert block.startswith(f"user {user}: top 4 of {SIZES.n_items} items")
+            assert block.startswith(f"user u{100 + user} (index {user}): top 4 of "
+                                    f"{SIZES.n_items} items")
             assert block.splitlines()[1].split() == ["rank", "item", "item_id", "entity_id",
-                                                     "score"]
+                                                     "name", "score"]
             assert table_rows(block) == [
-                [str(rank), str(item), f"artist{item}", f"m.{item}", f"{score:.4f}"]
+                [str(rank), str(item), f"artist{item}", f"m.{item}", f"Band{item}",
+                 f"{score:.4f}"]
                 for rank, (item, score) in enumerate(zip(user_items, user_scores), start=1)]
 
     def test_without_a_map_items_are_indices_and_seen_items_are_left_out(self, exports):
@@ -81,6 +86,15 @@ class TestLibrary:
         with pytest.raises(recommend.RecommendError, match=message):
             recommender.top_k(users, k)
 
+    def test_raw_user_ids_map_to_indices(self, exports):
+        _, base = exports
+        assert recommend.load(base).user_indices(["u103", "u100"]) == [3, 0]
+        with pytest.raises(recommend.RecommendError,
+                           match=f"unknown user 'u3': not among the {SIZES.n_users} users"):
+            recommend.load(base).user_indices(["u100", "u3"])
+        # Without a user map the ids of the processed files are the users' own ids.
+        assert recommend.load(base, version=1).user_indices(["3", "0"]) == [3, 0]
+
     def test_missing_versions(self, exports, tmp_path):
         with pytest.raises(recommend.RecommendError, match="no version 7; it has 1, 2"):
             recommend.load(exports[1], version=7)
@@ -100,7 +114,8 @@ class TestCommandLine:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
 
         # Both at once: most of each run is importing TensorFlow.
-        good, unknown = start("--user=0,3", "--k=3"), start(f"--user=1,{SIZES.n_users + 2}")
+        good, unknown = (start("--user=u100,u103", "--k=3"),
+                         start(f"--user_index=1,{SIZES.n_users + 2}"))
         stdout, stderr = good.communicate(timeout=120)
         assert good.returncode == 0, stderr
         expected = recommend.format_recommendations(recommend.load(base), [0, 3], 3)

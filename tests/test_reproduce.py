@@ -11,19 +11,22 @@ import tensorflow as tf
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_reproduce(*args):
+def run_reproduce(*args, cwd=REPO):
     return subprocess.run(
         [sys.executable, "-m", "mkr_tf.reproduce", "--quick", *args], capture_output=True,
-        text=True, cwd=REPO, timeout=600, check=False,
+        text=True, cwd=cwd, timeout=600, check=False,
         env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3"))
 
 
 class ReproduceTest(tf.test.TestCase):
 
     def test_quick_report_then_reuse(self):
-        out = pathlib.Path(self.create_tempdir().full_path)
-        first = run_reproduce(f"--out={out}")
+        # Run from an empty folder: the default output goes under runs/, never to reports/.
+        cwd = pathlib.Path(self.create_tempdir().full_path)
+        first = run_reproduce(cwd=cwd)
         self.assertEqual(first.returncode, 0, first.stderr)
+        out = cwd / "runs" / "reproduce-quick"
+        self.assertEqual(sorted(path.name for path in cwd.iterdir()), ["runs"])
         # 2 seeds × MKR with and without KGE × (full data, cold items, ratio 0.5).
         self.assertEqual(first.stdout.count("training synthetic"), 12, first.stdout)
         self.assertEqual(first.stdout.count("fitting baselines synthetic"), 4, first.stdout)
@@ -53,11 +56,14 @@ class ReproduceTest(tf.test.TestCase):
         self.assertIn("distinct@10", mkr[0]["test"])
         self.assertEqual(figures["cold"]["synthetic / popularity"][0]["cold_test"]["auc"], 0.5)
 
-        again = run_reproduce(f"--out={out}")
+        again = run_reproduce(f"--output_dir={out}")
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertNotIn("training", again.stdout)
         self.assertNotIn("fitting", again.stdout)
-        self.assertEqual((out / "results.md").read_text().split("\n", 3)[3], report.split("\n", 3)[3])
+        # The same figures; the first line (date, command) and the command section name the flag.
+        def same_part(text):
+            return text.split("\n", 3)[3].partition("## Commands and versions")[0]
+        self.assertEqual(same_part((out / "results.md").read_text()), same_part(report))
 
 
 if __name__ == "__main__":

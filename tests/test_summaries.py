@@ -4,6 +4,7 @@ import io
 import json
 import os
 import pathlib
+import time
 import types
 from unittest import mock
 
@@ -128,31 +129,71 @@ class TrainingSummariesTest(tf.test.TestCase):
         self.assertTrue(np.isfinite(losses["rs_loss"]))
 
 
-class ProgressTest(tf.test.TestCase):
+class FakeOptimizer:
+    def __init__(self):
+        self.iterations = tf.Variable(0, dtype=tf.int64)
 
-    def _drive(self, stream, quiet=False):
-        callback = progress.ProgressCallback(quiet=quiet, stream=stream)
-        config = types.SimpleNamespace(n_epochs=2)
-        dataset = types.SimpleNamespace(train=np.zeros([100, 3]), kg=np.zeros([50, 3]))
-        callback.on_train_begin(None, config, dataset, None)
+
+class ProgressTest(tf.test.TestCase):
+    """100 train rows and 50 triples in batches of 25: 4 RS steps, plus 2 KGE steps on epoch 1."""
+
+    def setUp(self):
+        super().setUp()
+        self.model = types.SimpleNamespace(rs_optimizer=FakeOptimizer(),
+                                           kge_optimizer=FakeOptimizer())
+        self.config = types.SimpleNamespace(n_epochs=2, batch_size=25, use_kge=True,
+                                            kge_interval=2)
+        self.dataset = types.SimpleNamespace(train=np.zeros([100, 3]), kg=np.zeros([50, 3]))
+
+    def _step(self, rs=0, kge=0):
+        self.model.rs_optimizer.iterations.assign_add(rs)
+        self.model.kge_optimizer.iterations.assign_add(kge)
+
+    def _drive(self, stream, quiet=False, refresh_seconds=60.0):
+        callback = progress.ProgressCallback(quiet=quiet, stream=stream,
+                                             refresh_seconds=refresh_seconds)
+        callback.on_train_begin(self.model, self.config, self.dataset, None)
         for epoch in (1, 2):
-            record = {"epoch": epoch, "rs_loss": 0.5, "eval_auc": 0.75, "seconds": 0.5}
-            callback.on_epoch_end(epoch, record, None)
+            self._step(rs=2)
+            callback.refresh()  # what the poller thread does while the epoch's graph runs
+            self._step(rs=2, kge=2 if epoch == 1 else 0)
+            record = {"epoch": epoch, "rs_loss": 0.5, "eval_auc": 0.75, "seconds": 0.5 * epoch,
+                      "topk_seconds": 0.25}
+            callback.on_epoch_end(epoch, record, self.model)
             callback.log(f"epoch line {epoch}")
-        callback.on_train_end({}, None)
+        callback.on_train_end({}, self.model)
         callback.log("summary line")
         return stream.getvalue()
 
-    def test_terminal_gets_a_bar_below_the_log_lines(self):
+    def test_terminal_gets_a_step_bar_below_the_log_lines(self):
         with mock.patch.dict(os.environ, {"COLUMNS": "200"}):
             output = self._drive(TTYStringIO())
         self.assertIn("\r", output)
-        self.assertRegex(output, r"epoch 1/2 \[==========>\.{9}\] [\d.]+s/epoch 200 ex/s ETA 0:\d\d")
-        self.assertIn("done in", output)
+        self.assertIn("epoch 1/2  [>...................]  step 0/6 (building the graph)", output)
+        # Epoch 1 has the KGE pass: 2 of its 6 steps done; epoch 2 has 2 of 4.
+        self.assertIn("epoch 1/2  [======>.............]  step 2/6", output)
+        self.assertIn("epoch 2/2  [==========>.........]  step 2/4", output)
+        # s/epoch is the epoch lines' time, top-K included: 0.5 + 0.25 after epoch 1, and then
+        # epoch 2's 1.0 + 0.25, epoch 1 being the one that builds the graphs.
+        self.assertRegex(output, r"step 2/4  0\.8s/epoch  ETA 0:0\d  rs_loss 0\.5000")
         self.assertIn("eval_auc 0.7500", output)
         final_lines = output.split("\n")[-3:]
-        self.assertStartsWith(final_lines[0], "\r\x1b[Kepoch 2/2 [====================]")
+        self.assertStartsWith(final_lines[0],
+                              "\r\x1b[Kepoch 2/2  [====================]  1.2s/epoch  done in 0:02")
         self.assertEqual(final_lines[1:], ["summary line", ""])
+
+    def test_a_thread_redraws_the_bar_while_an_epoch_runs(self):
+        stream = TTYStringIO()
+        callback = progress.ProgressCallback(stream=stream, refresh_seconds=0.01)
+        callback.on_train_begin(self.model, self.config, self.dataset, None)
+        try:
+            self._step(rs=3)
+            deadline = time.monotonic() + 30
+            while "step 3/6" not in stream.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            callback.on_train_abort()
+        self.assertIn("step 3/6", stream.getvalue())
 
     def test_the_bar_fits_the_terminal(self):
         with mock.patch.dict(os.environ, {"COLUMNS": "60"}):
