@@ -51,7 +51,7 @@ def _positive_matrix(train: np.ndarray, n_users: int, n_items: int) -> scipy.spa
 
 
 class _PlattScaled:
-    """Probabilities from a ranking score: σ(a · log(1 + s) + b), a and b fitted on eval rows."""
+    """Probabilities from a ranking score: σ(a · log(1 + s) + b), a ≥ 0 and b fitted on eval rows."""
 
     def _fit_calibration(self, eval_rows: np.ndarray) -> None:
         features = np.log1p(self.scores(eval_rows))
@@ -61,7 +61,9 @@ class _PlattScaled:
             logits = params[0] * features + params[1]
             return np.mean(np.logaddexp(0.0, logits) - labels * logits)
 
-        self.calibration = scipy.optimize.minimize(loss, np.zeros(2), method="BFGS").x
+        # a >= 0: the calibration may flatten the score's ranking but never reverse it.
+        self.calibration = scipy.optimize.minimize(
+            loss, np.zeros(2), method="L-BFGS-B", bounds=[(0.0, None), (None, None)]).x
 
     def predict(self, ratings: np.ndarray) -> np.ndarray:
         logits = self.calibration[0] * np.log1p(self.scores(ratings)) + self.calibration[1]

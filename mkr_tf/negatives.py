@@ -17,17 +17,26 @@ _MAX_REDRAWS = 64
 def with_fresh_negatives(train: np.ndarray, n_items: int, per_positive: int, seed) -> np.ndarray:
     """The positive rows of `train` followed by `per_positive` fresh negative rows per positive."""
     positives = train[train[:, 2] == 1]
-    rng = np.random.default_rng(seed)
     users = np.repeat(positives[:, 0], per_positive)
+    items, hits = draw_unliked(users, positives, n_items, np.random.default_rng(seed))
+    # A user who likes nearly every item may keep a hit after all redraws: drop it, not mislabel it.
+    negatives = np.stack([users, items, np.zeros_like(users)], axis=1)[~hits]
+    return np.concatenate([positives, negatives])
+
+
+def draw_unliked(users: np.ndarray, positives: np.ndarray, n_items: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(items, hits): a uniform item for each of `users` that is none of that user's
+    `positives` rows (user, item, ...), and where `hits` is True, one that still is after every
+    redraw (possible only for a user who likes nearly every item)."""
     items = rng.integers(n_items, size=len(users))
-    positive_keys = np.unique(positives[:, 0] * n_items + positives[:, 1])
-    hits = np.isin(users * n_items + items, positive_keys)
+    positive_keys = np.unique(positives[:, 0].astype(np.int64) * n_items + positives[:, 1])
+    hits = np.isin(users.astype(np.int64) * n_items + items, positive_keys)
     for _ in range(_MAX_REDRAWS):
         if not hits.any():
             break
         redrawn = np.flatnonzero(hits)
         items[redrawn] = rng.integers(n_items, size=len(redrawn))
-        hits[redrawn] = np.isin(users[redrawn] * n_items + items[redrawn], positive_keys)
-    # A user who likes nearly every item may keep a hit after all redraws: drop it, not mislabel it.
-    negatives = np.stack([users, items, np.zeros_like(users)], axis=1)[~hits]
-    return np.concatenate([positives, negatives])
+        hits[redrawn] = np.isin(users[redrawn].astype(np.int64) * n_items + items[redrawn],
+                                positive_keys)
+    return items, hits

@@ -13,7 +13,7 @@ The data carries a planted signal, like `mkr_tf.synthetic`'s: item i has genre i
 stated by the KG, and each user likes one genre. A positive is an item of the liked genre with
 probability `genre_affinity`, else any item; both draws favour low item ids (popular items),
 and user activity is long-tailed. Each positive comes with one uniformly drawn negative (label
-0), as the paper samples negatives. Pairs are drawn with replacement, so at these sizes a few
+0) that is none of the user's positives, as the paper samples negatives. Pairs are drawn with replacement, so at these sizes a few
 pairs repeat, as in real logs. The KG gives every item its genre and spreads the remaining
 triples over the items round-robin: attribute relations (actor, director, ...) to attribute
 entities, half of them shared within a genre. The output is a function of the arguments.
@@ -31,6 +31,7 @@ import pandas as pd
 
 from mkr_tf import cli
 from mkr_tf import data as mkr_data
+from mkr_tf import negatives as negatives_lib
 
 FLAGS = flags.FLAGS
 DEFAULT_CHUNK_ROWS = 1_000_000
@@ -112,7 +113,9 @@ def _user_ratings(spec, rng, users, positives, liked_genre) -> np.ndarray:
     in_genre = genres + spec.n_genres * _skewed(rng, len(users), genre_sizes, spec.popularity_skew)
     anywhere = _skewed(rng, len(users), spec.n_items, spec.popularity_skew)
     liked = np.where(rng.random(len(users)) < spec.genre_affinity, in_genre, anywhere)
-    negatives = rng.integers(spec.n_items, size=len(users))
+    # A negative is no positive of its user, or the pair would carry two labels.
+    negatives, _ = negatives_lib.draw_unliked(
+        users, np.stack([users, liked], axis=1), spec.n_items, rng)
     rows = np.concatenate([
         np.stack([users, liked, np.ones_like(users)], axis=1),
         np.stack([users, negatives, np.zeros_like(users)], axis=1)])

@@ -48,7 +48,13 @@ def brute_force_itemknn(train, n_users, n_items, neighbours, shrink):
 class PopularityTest(tf.test.TestCase):
 
     def test_scores_are_training_positive_counts(self):
-        data = _data()
+        # Low items are liked more often, so popularity carries signal and calibration a slope.
+        rng = np.random.default_rng(0)
+        pairs = np.unique(np.stack([rng.integers(60, size=900), rng.integers(30, size=900)], 1),
+                          axis=0)
+        labels = (rng.random(len(pairs)) < 1 - pairs[:, 1] / 30).astype(int)
+        data = mkr_data.build_dataset(np.column_stack([pairs, labels]),
+                                      np.array([[0, 0, 31]]), seed=0, log=lambda _: None)
         counts = np.zeros(data.n_items)
         for _, item, label in data.train:
             counts[item] += label
@@ -58,9 +64,22 @@ class PopularityTest(tf.test.TestCase):
         self.assertAllEqual(catalogue, np.tile(counts, [3, 1]))
         probabilities = popularity.predict(data.test)
         self.assertTrue(((probabilities > 0) & (probabilities < 1)).all())
+        self.assertGreater(popularity.calibration[0], 0)
         # Calibration is monotone: it leaves the ranking, hence the AUC, as the counts give it.
         self.assertAllClose(metrics.auc(data.test[:, 2], probabilities),
                             metrics.auc(data.test[:, 2], counts[data.test[:, 1]]))
+
+
+    def test_calibration_never_reverses_the_ranking(self):
+        # Popular items are disliked here: the fit may flatten the scores, never invert them.
+        data = _data()
+        eval_rows = data.eval.copy()
+        counts = metrics.item_popularity(data.train, data.n_items)
+        eval_rows[:, 2] = (counts[eval_rows[:, 1]] < np.median(counts)).astype(int)
+        popularity = baselines.Popularity(mkr_data.MKRData(**{**data.__dict__, "eval": eval_rows}))
+        self.assertGreaterEqual(popularity.calibration[0], 0)
+        order = np.argsort(popularity.scores(data.test), kind="stable")
+        self.assertTrue((np.diff(popularity.predict(data.test)[order]) >= -1e-12).all())
 
 
 class ItemKNNTest(tf.test.TestCase):

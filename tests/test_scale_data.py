@@ -15,12 +15,17 @@ class ScaleDataTest(tf.test.TestCase):
     def test_writes_the_processed_format_with_the_asked_sizes(self):
         folder = scale_data.write(SPEC, self.create_tempdir().full_path, chunk_rows=1000,
                                   log=lambda _: None)
+        written = mkr_data.read_int_table(folder / mkr_data.RATINGS_FILE, ("user", "item", "label"))
+        self.assertLen(written, SPEC.n_interactions)
+        self.assertEqual(int(written[:, 2].sum()), SPEC.n_interactions // 2)
+        # Pairs drawn with replacement repeat, as in real logs; the loader keeps each once, and
+        # no pair carries both labels (a negative is never one of its user's positives).
         loaded = mkr_data.load_processed(folder, seed=0, log=lambda _: None)
         ratings = np.concatenate([loaded.train, loaded.eval, loaded.test])
-        self.assertLen(ratings, SPEC.n_interactions)
+        self.assertAllEqual(np.unique(ratings, axis=0), np.unique(written, axis=0))
+        self.assertLen(np.unique(ratings[:, :2], axis=0), len(ratings))
         self.assertLen(loaded.kg, SPEC.n_triples)
         self.assertEqual(loaded.n_users, SPEC.n_users)
-        self.assertEqual(int(ratings[:, 2].sum()), SPEC.n_interactions // 2)
         self.assertTrue(np.all(np.bincount(ratings[ratings[:, 2] == 1, 0]) >= 1))
         self.assertLess(ratings[:, 1].max(), SPEC.n_items)
         self.assertLess(loaded.kg[:, 2].max(), SPEC.n_entities)
