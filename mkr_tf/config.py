@@ -26,6 +26,7 @@ XLA_DATASETS = ("book",)
 
 OPTIMIZERS = ("lazy_adam", "adam")
 CROSS_UNITS = ("cross_compress", "dcn", "stitch")
+RS_LOSSES = ("pointwise", "softmax")
 # mkr_tf.baselines' models, here so that flags can name them without importing TensorFlow.
 BASELINES = ("popularity", "itemknn", "mf")
 # How a run is distributed (`mkr_tf.distribute`), here so that flags can name them without
@@ -59,6 +60,11 @@ class MKRConfig:
     # Training options beyond the paper; 0 leaves each as the authors had it.
     init_scale: float = 0.0  # > 0: N(0, init_scale²) embedding rows instead of Glorot-uniform
     rs_negatives: int = 0  # > 0: this many fresh negatives per positive every epoch
+    use_biases: bool = False  # user and item bias terms in the RS logit
+    residual: bool = False  # cross&compress adds its input to its output
+    tie_item_entity: bool = False  # one table for items and their entities
+    rs_loss: str = "pointwise"  # or "softmax": each positive against the whole catalogue
+    kge_negatives: int = 0  # > 0: a logistic KGE loss against this many corrupted tails
     seed: int = 0
     # XLA-compiled training steps: a few seconds of compilation per process for faster steps.
     jit_compile: bool = False
@@ -82,6 +88,15 @@ class MKRConfig:
         if (not isinstance(self.rs_negatives, int) or isinstance(self.rs_negatives, bool)
                 or self.rs_negatives < 0):
             raise ValueError(f"rs_negatives must be an integer >= 0, got {self.rs_negatives!r}")
+        if (not isinstance(self.kge_negatives, int) or isinstance(self.kge_negatives, bool)
+                or self.kge_negatives < 0):
+            raise ValueError(f"kge_negatives must be an integer >= 0, got {self.kge_negatives!r}")
+        if self.rs_loss not in RS_LOSSES:
+            raise ValueError(f"rs_loss must be one of {RS_LOSSES}, got {self.rs_loss!r}")
+        if (self.use_biases or self.rs_loss == "softmax") and not self.use_inner_product:
+            raise ValueError("use_biases and rs_loss=softmax need use_inner_product=true")
+        if self.residual and self.cross_unit != "cross_compress":
+            raise ValueError(f"residual is an option of cross_compress, not of {self.cross_unit}")
         if not 0 <= self.cold_items < 1:
             raise ValueError(f"cold_items must be in [0, 1), got {self.cold_items!r}")
         if self.cross_unit not in CROSS_UNITS:
@@ -90,11 +105,12 @@ class MKRConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
     @classmethod
-    def for_dataset(cls, dataset: str, **overrides) -> "MKRConfig":
-        """The paper's settings for `dataset` (synthetic ones otherwise), XLA where it wins, with
-        `overrides` applied."""
-        settings = dict(PAPER_SETTINGS.get(dataset, SYNTHETIC_SETTINGS),
-                        jit_compile=dataset in XLA_DATASETS)
+    def for_dataset(cls, dataset: str, preset: str | None = None, **overrides) -> "MKRConfig":
+        """`preset`'s settings for `dataset` (`mkr_tf.presets`: "paper", "recommended", a preset
+        file, or None for the dataset's default), XLA where it wins, with `overrides` applied."""
+        from mkr_tf import presets  # pylint: disable=import-outside-toplevel
+        settings = dict(jit_compile=dataset in XLA_DATASETS)
+        settings.update(presets.settings(dataset, preset))
         settings.update(overrides)
         return cls(**settings)
 

@@ -20,14 +20,22 @@ class CrossCompress(keras.layers.Layer):
     C w = v (eᵀ w) and Cᵀ w = e (vᵀ w); the layer computes exactly that in O(d) per
     example instead of materialising the d × d matrix.
 
+    With `residual=True` (beyond the paper) the unit adds its input to its output,
+
+        v' = v + C w_vv + Cᵀ w_ev + b_v,    e' = e + C w_ve + Cᵀ w_ee + b_e,
+
+    so that an item keeps its own vector, and an item without ratings its entity's, while the
+    cross terms share features between them.
+
     Call with `(v, e)`, each `[batch, d]`; returns `(v', e')`, each `[batch, d]`.
     """
 
     takes_first_inputs = False
 
-    def __init__(self, kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(self, kernel_initializer="glorot_uniform", residual=False, **kwargs):
         super().__init__(**kwargs)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.residual = bool(residual)
 
     def build(self, input_shape):
         item_shape, entity_shape = input_shape
@@ -50,6 +58,8 @@ class CrossCompress(keras.layers.Layer):
         v_dot = tf.matmul(v, tf.concat([self.w_ev, self.w_ee], axis=1))
         v_out = v * e_dot[:, :1] + e * v_dot[:, :1] + self.b_v
         e_out = v * e_dot[:, 1:] + e * v_dot[:, 1:] + self.b_e
+        if self.residual:
+            return v + v_out, e + e_out
         return v_out, e_out
 
     def compute_output_shape(self, input_shape):
@@ -63,6 +73,7 @@ class CrossCompress(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["kernel_initializer"] = keras.initializers.serialize(self.kernel_initializer)
+        config["residual"] = self.residual
         return config
 
 

@@ -204,6 +204,6 @@ class TopKEvaluator:
                 lambda users, item_vectors: model.catalogue_logits(model.user_vectors(users),
                                                                    item_vectors),
                 input_signature=[tf.TensorSpec([None], tf.int64),
-                                 tf.TensorSpec([None, model.dim], tf.float32)])
+                                 tf.TensorSpec([None, None], tf.float32)])
         item_vectors, _ = model.item_and_head_vectors(tf.range(self.n_items, dtype=tf.int64))
         return (lambda users: self._mkr_scores(users, item_vectors)), self.user_batch_size

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from mkr_tf import config as mkr_config
 from mkr_tf import layers as mkr_layers
 from mkr_tf import optimizers as mkr_optimizers
 
@@ -11,6 +12,9 @@ RS_COLUMNS = ("user", "item", "label")
 KG_COLUMNS = ("head", "relation", "tail")
 RS_OUTPUTS = ("rs_loss", "rs_base_loss", "rs_l2_loss")
 KG_OUTPUTS = ("kge_loss", "kge_score", "kge_rmse")
+# How the RS task is trained: each row's cross-entropy (the paper's), or each positive row's
+# softmax over the whole catalogue (its negative rows are then unused).
+RS_LOSSES = mkr_config.RS_LOSSES
 # The signature of every epoch function: rows [n, 3] and the batch size.
 ROWS_SPEC = tf.TensorSpec([None, 3], tf.int64)
 BATCH_SIZE_SPEC = tf.TensorSpec([], tf.int64)
@@ -77,6 +81,16 @@ class MKR(keras.Model):
         RS:  mean cross-entropy(y, ŷ) + λ (L2(u) + L2(v) + L2(W_RS))
         KGE: −mean score + λ (L2(h) + L2(t) + L2(W_KGE))
 
+    Options beyond the paper, each off by default (the paper's model):
+        init_scale > 0       embedding rows N(0, init_scale²) instead of Glorot-uniform
+        use_biases           u ← [u; b_u; 1], v ← [v; 1; b_i], so that u · v gains b_u + b_i
+        residual             cross&compress adds its input: v' = v + C w_vv + Cᵀ w_ev + b_v, …
+        tie_item_entity      one table for items and entities: V[item] = E[item]
+        rs_loss="softmax"    RS: −mean over positives (u, i) of log softmax_j(u · v_j)[i], j over
+                             the whole catalogue
+        kge_negatives = k    KGE: mean −log σ(t · t̂) − Σ_k log σ(−t_k · t̂) / k, with t_k the
+                             tower vectors of k uniform corrupted tails (the score is still σ(t · t̂))
+
     `rec_step` and `kg_step` each apply their own Adam to the variables their own loss
     depends on; the item/entity tables and the cross&compress units belong to both. Their
     bodies, `rec_update` and `kg_update`, are the replica functions of `mkr_tf.distribute`.
@@ -84,7 +98,9 @@ class MKR(keras.Model):
 
     def __init__(self, n_users, n_items, n_entities, n_relations, dim=8, L=1, H=1,
                  l2_weight=1e-6, use_inner_product=True, lr_rs=0.02, lr_kge=0.01,
-                 optimizer="lazy_adam", cross_unit="cross_compress", init_scale=0.0, **kwargs):
+                 optimizer="lazy_adam", cross_unit="cross_compress", init_scale=0.0,
+                 use_biases=False, residual=False, tie_item_entity=False, rs_loss="pointwise",
+                 kge_negatives=0, seed=0, **kwargs):
         super().__init__(**kwargs)
         if n_entities < n_items:
             raise ValueError(
@@ -100,6 +116,15 @@ class MKR(keras.Model):
             raise ValueError(f"cross_unit must be one of {sorted(mkr_layers.CROSS_UNITS)}, got {cross_unit!r}")
         self.cross_unit = cross_unit
         self.init_scale = float(init_scale)
+        if rs_loss not in RS_LOSSES:
+            raise ValueError(f"rs_loss must be one of {RS_LOSSES}, got {rs_loss!r}")
+        if (use_biases or rs_loss == "softmax") and not self.use_inner_product:
+            raise ValueError("use_biases and rs_loss='softmax' need use_inner_product=True")
+        if residual and cross_unit != "cross_compress":
+            raise ValueError(f"residual is an option of cross_compress, not of {cross_unit}")
+        self.use_biases, self.residual = bool(use_biases), bool(residual)
+        self.tie_item_entity, self.rs_loss = bool(tie_item_entity), rs_loss
+        self.kge_negatives, self.seed = int(kge_negatives), int(seed)
 
         # Under ParameterServerStrategy the tables may be sharded over the parameter servers,
         # which keras.layers.Embedding cannot hold.
@@ -119,15 +144,27 @@ class MKR(keras.Model):
             return keras.layers.Embedding(count, self.dim, embeddings_initializer=initializer,
                                           name=name)
 
+        if shardable and (self.use_biases or self.tie_item_entity):
+            raise ValueError("use_biases and tie_item_entity are not supported with the "
+                             "parameter_server strategy")
         self.user_embedding = embedding(self.n_users, "user_embedding")
-        self.item_embedding = embedding(self.n_items, "item_embedding")
+        self.item_embedding = None if self.tie_item_entity else embedding(
+            self.n_items, "item_embedding")
+        self.user_bias = self.item_bias = None
+        if self.use_biases:
+            self.user_bias = keras.layers.Embedding(self.n_users, 1, embeddings_initializer="zeros",
+                                                    name="user_bias")
+            self.item_bias = keras.layers.Embedding(self.n_items, 1, embeddings_initializer="zeros",
+                                                    name="item_bias")
         self.entity_embedding = embedding(self.n_entities, "entity_embedding")
         self.relation_embedding = embedding(self.n_relations, "relation_embedding")
 
         self.user_tower = mkr_layers.DenseTower(self.dim, n_layers=self.L, name="user_tower")
         self.tail_tower = mkr_layers.DenseTower(self.dim, n_layers=self.L, name="tail_tower")
         # The paper's ablations swap cross&compress for a DCN cross layer or a cross-stitch unit.
-        self.cross_units = [mkr_layers.CROSS_UNITS[cross_unit](name=f"{cross_unit}_{i}")
+        unit_options = {"residual": True} if self.residual else {}
+        self.cross_units = [mkr_layers.CROSS_UNITS[cross_unit](name=f"{cross_unit}_{i}",
+                                                               **unit_options)
                             for i in range(self.L)]
         # The authors' RS MLP ends in a ReLU, which pins every logit >= 0; a linear logit fixes that.
         self.rs_head = (None if self.use_inner_product else mkr_layers.DenseTower(
@@ -151,14 +188,21 @@ class MKR(keras.Model):
     # --- forward ---------------------------------------------------------------------------------
 
     def user_vectors(self, users):
-        return self.user_tower(self.user_embedding(users))
+        """u of each user: its tower's output, and with `use_biases` [u; b_u; 1]."""
+        vectors = self.user_tower(self.user_embedding(users))
+        if not self.use_biases:
+            return vectors
+        return tf.concat([vectors, self.user_bias(users), tf.ones_like(vectors[:, :1])], -1)
 
     def item_and_head_vectors(self, items):
-        """Item vectors v and their entity vectors h after the L cross&compress units."""
-        v_0 = v = self.item_embedding(items)
+        """Item vectors v (with `use_biases` [v; 1; b_i]) and their entity vectors h after the L
+        cross&compress units."""
         e_0 = e = self.entity_embedding(items)
+        v_0 = v = e if self.tie_item_entity else self.item_embedding(items)
         for unit in self.cross_units:
             v, e = unit((v, e, v_0, e_0) if unit.takes_first_inputs else (v, e))
+        if self.use_biases:
+            v = tf.concat([v, tf.ones_like(v[:, :1]), self.item_bias(items)], -1)
         return v, e
 
     def tail_vectors(self, tails):
@@ -202,13 +246,17 @@ class MKR(keras.Model):
 
     @property
     def _shared_layers(self):
-        return [self.item_embedding, self.entity_embedding, *self.cross_units]
+        tables = [self.entity_embedding] if self.tie_item_entity else [self.item_embedding,
+                                                                       self.entity_embedding]
+        return [*tables, *self.cross_units]
 
     @property
     def rs_variables(self):
         rs_layers = [self.user_embedding, self.user_tower, *self._shared_layers]
         if self.rs_head is not None:
             rs_layers.append(self.rs_head)
+        if self.use_biases:
+            rs_layers += [self.user_bias, self.item_bias]
         return [v for layer in rs_layers for v in layer.trainable_variables]
 
     @property
@@ -252,10 +300,17 @@ class MKR(keras.Model):
         with tf.GradientTape() as tape:
             user_vectors = self.user_vectors(batch["user"])
             item_vectors, _ = self.item_and_head_vectors(batch["item"])
-            logits = self.rs_logits(user_vectors, item_vectors)
-            base_loss = _batch_mean(
-                tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits),
-                global_batch_size)
+            if self.rs_loss == "softmax":
+                catalogue, _ = self.item_and_head_vectors(tf.range(self.n_items, dtype=tf.int64))
+                per_row = labels * tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=batch["item"], logits=self.catalogue_logits(user_vectors, catalogue))
+                # The mean over the positive rows; the negative rows add nothing.
+                base_loss = _batch_mean(per_row, global_batch_size) / tf.maximum(
+                    tf.reduce_mean(labels), 1e-6)
+            else:
+                base_loss = _batch_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+                    labels=labels, logits=self.rs_logits(user_vectors, item_vectors)),
+                    global_batch_size)
             l2_loss = _l2(user_vectors) + _l2(item_vectors) + _replica_part(tf.add_n(
                 [_l2(w) for w in self._rs_penalised_kernels()]), global_batch_size)
             loss = base_loss + self.l2_weight * l2_loss
@@ -270,8 +325,15 @@ class MKR(keras.Model):
         with tf.GradientTape() as tape:
             head_vectors, tail_vectors, predicted_tails = self.kge_outputs(
                 batch["head"], batch["relation"], batch["tail"])
-            scores = tf.sigmoid(tf.reduce_sum(tail_vectors * predicted_tails, axis=-1))
-            base_loss = -_batch_mean(scores, global_batch_size)
+            logits = tf.reduce_sum(tail_vectors * predicted_tails, axis=-1)
+            scores = tf.sigmoid(logits)
+            if self.kge_negatives:
+                corrupted = self.tail_vectors(self._corrupted_tails(tf.shape(logits)[0]))
+                corrupted_logits = tf.einsum("bkd,bd->bk", corrupted, predicted_tails)
+                base_loss = _batch_mean(tf.nn.softplus(-logits) + tf.reduce_mean(
+                    tf.nn.softplus(corrupted_logits), axis=-1), global_batch_size)
+            else:
+                base_loss = -_batch_mean(scores, global_batch_size)
             l2_loss = _l2(head_vectors) + _l2(tail_vectors) + _replica_part(tf.add_n(
                 [_l2(w) for w in self._kge_penalised_kernels()]), global_batch_size)
             loss = base_loss + self.l2_weight * l2_loss
@@ -281,6 +343,15 @@ class MKR(keras.Model):
             global_batch_size)
         return {"kge_loss": loss, "kge_score": _batch_mean(scores, global_batch_size),
                 "kge_rmse": rmse}
+
+    def _corrupted_tails(self, n_triples):
+        """[n_triples, kge_negatives] uniform entities, a function of (seed, KGE step) alone, so
+        that a resumed run draws what an uninterrupted one would."""
+        step = tf.cast(tf.convert_to_tensor(self.kge_optimizer.iterations), tf.int64)
+        return tf.random.stateless_uniform(
+            tf.stack([tf.cast(n_triples, tf.int64), self.kge_negatives]),
+            seed=tf.stack([tf.constant(self.seed, tf.int64), step]), minval=0,
+            maxval=self.n_entities, dtype=tf.int64)
 
     # autograph=False throughout: these bodies have no Python control flow on tensors, and
     # autograph's source conversion was two thirds of their tracing time.
@@ -412,4 +483,6 @@ class MKR(keras.Model):
             n_relations=self.n_relations, dim=self.dim, L=self.L, H=self.H,
             l2_weight=self.l2_weight, use_inner_product=self.use_inner_product,
             lr_rs=self.lr_rs, lr_kge=self.lr_kge, optimizer=self.optimizer_name,
-            cross_unit=self.cross_unit, init_scale=self.init_scale)
+            cross_unit=self.cross_unit, init_scale=self.init_scale, use_biases=self.use_biases,
+            residual=self.residual, tie_item_entity=self.tie_item_entity, rs_loss=self.rs_loss,
+            kge_negatives=self.kge_negatives, seed=self.seed)

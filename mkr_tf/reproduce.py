@@ -49,13 +49,22 @@ PAPER_RESULTS = {"movie": (0.917, 0.843), "book": (0.734, 0.704), "music": (0.79
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
+    """A configuration of MKR: `preset`'s settings (`mkr_tf.presets`) with `overrides`, and the
+    options of `reset` put back to the paper's (an ablation of the preset)."""
     name: str
     overrides: dict[str, Any]
     description: str
     compares_with_paper: bool = False
+    preset: str = "paper"
+    reset: tuple[str, ...] = ()
 
 
-# The paper's ablations (Section 4.4) and the RS task alone.
+PAPER_MKR, RECOMMENDED_MKR = "MKR", "MKR (recommended)"
+# The training options beyond the paper, each of which the recommended preset may turn on.
+OPTIONS = ("init_scale", "rs_negatives", "use_biases", "residual", "tie_item_entity", "rs_loss",
+           "kge_negatives")
+# The paper's ablations (Section 4.4) and the RS task alone; the recommended preset, without the
+# KGE task and without each option in turn.
 VARIANTS = (
     Variant("MKR", {}, "the paper's settings, with LazyAdam (this package's default)", True),
     Variant("MKR, dense Adam", {"optimizer": "adam"},
@@ -64,9 +73,16 @@ VARIANTS = (
     Variant("MKR-DCN", {"cross_unit": "dcn"}, "DCN cross layers in place of cross&compress"),
     Variant("MKR-stitch", {"cross_unit": "stitch"}, "cross-stitch units: four scalars per unit"),
     Variant("MKR w/o KGE", {"use_kge": False}, "the RS task alone, same towers"),
+    Variant(RECOMMENDED_MKR, {}, "the recommended preset, tuned by `mkr_tf.tune` on the eval "
+            "split of seed 0 (mkr_tf/presets/)", preset="recommended"),
+    Variant("MKR (recommended) w/o KGE", {"use_kge": False},
+            "the recommended preset's RS task alone", preset="recommended"),
+    *(Variant(f"MKR (recommended) w/o {option}", {}, f"the recommended preset with {option} "
+              f"as the paper has it", preset="recommended", reset=(option,))
+      for option in OPTIONS),
 )
 SPARSITY_VARIANTS = ("MKR", "MKR w/o KGE")
-COLD_VARIANTS = ("MKR", "MKR w/o KGE")
+COLD_VARIANTS = ("MKR", "MKR w/o KGE", RECOMMENDED_MKR, "MKR (recommended) w/o KGE")
 DEFAULT_SEEDS = (1, 2, 3, 4, 5)
 # The figures the paired comparisons and the headline tables are about.
 HEADLINE = (("test", "auc", "test AUC"), ("test", "ndcg@10", "NDCG@10"))
@@ -115,10 +131,12 @@ class Reproduction:
 
     def config(self, dataset: str, variant: Variant, seed: int, ratio: float = 1.0,
                cold: float = 0.0) -> MKRConfig:
-        overrides = dict(variant.overrides, seed=seed, train_ratio=ratio, cold_items=cold)
+        defaults = MKRConfig()
+        overrides = {name: getattr(defaults, name) for name in variant.reset}
+        overrides.update(variant.overrides, seed=seed, train_ratio=ratio, cold_items=cold)
         if self.plan.n_epochs is not None:
             overrides["n_epochs"] = self.plan.n_epochs
-        return MKRConfig.for_dataset(dataset, **overrides)
+        return MKRConfig.for_dataset(dataset, preset=variant.preset, **overrides)
 
     def _protocol_part(self, ratio: float, cold: float) -> str:
         return (f"ratio{ratio:.1f}-" if ratio < 1 else "") + (f"cold{cold:.2f}-" if cold else "")
@@ -221,23 +239,33 @@ class Reproduction:
             models.update({(dataset, name): [f[name] for f in figures] for name in self.plan.baselines})
         return {"main": main, "models": models, "cold": cold, "sparsity": sparsity}
 
+    def compared_pairs(self, names) -> list[tuple[str, str]]:
+        """(a, b) of the paired comparisons among the models `names` of one dataset: each
+        preset's MKR against the baselines and itself without KGE; the recommended preset also
+        against the paper's and against each of its ablations."""
+        pairs = []
+        for mkr in (PAPER_MKR, RECOMMENDED_MKR):
+            if mkr not in names:
+                continue
+            others = [*self.plan.baselines, f"{mkr} w/o KGE"]
+            if mkr == RECOMMENDED_MKR:
+                others += [PAPER_MKR, *(f"{mkr} w/o {option}" for option in OPTIONS)]
+            pairs += [(mkr, other) for other in others if other in names]
+        return pairs
+
     def comparisons(self, models: dict[tuple[str, str], list[dict[str, Any]]],
                     part: str = "test") -> list[dict[str, Any]]:
-        """MKR against every other model of its dataset: paired differences over seeds."""
+        """Paired differences over seeds of `compared_pairs`, per dataset."""
         rows = []
         for dataset in self.plan.datasets:
-            if (dataset, "MKR") not in models:
-                continue
-            mkr = models[(dataset, "MKR")]
-            for (other_dataset, name), figures in models.items():
-                if other_dataset != dataset or name == "MKR" or (
-                        name not in self.plan.baselines and name != "MKR w/o KGE"):
-                    continue
-                row = {"dataset": dataset, "a": "MKR", "b": name}
+            names = [name for model_dataset, name in models if model_dataset == dataset]
+            for a, b in self.compared_pairs(names):
+                first, second = models[(dataset, a)], models[(dataset, b)]
+                row = {"dataset": dataset, "a": a, "b": b}
                 for _, key, _ in HEADLINE:
-                    if len(self.plan.seeds) > 1 and key in mkr[0].get(part, {}):
+                    if len(self.plan.seeds) > 1 and key in first[0].get(part, {}):
                         row[key] = significance.paired_difference(
-                            [f[part][key] for f in mkr], [f[part][key] for f in figures])
+                            [f[part][key] for f in first], [f[part][key] for f in second])
                 rows.append(row)
         return rows
 
@@ -335,7 +363,7 @@ class Reproduction:
         title = ("## Paired differences over seeds" if part == "test"
                  else "Paired differences on cold items:")
         lines = [title, "",
-                 f"MKR minus each model, seed by seed on the same split: mean [95% Student-t "
+                 f"A minus B, seed by seed on the same split: mean [95% Student-t "
                  f"interval] over {len(self.plan.seeds)} seeds; * marks an interval that excludes 0 "
                  f"(a significant difference).", "",
                  "| dataset | comparison | " + " | ".join(f"Δ {label}" for *_, label in HEADLINE)
@@ -433,9 +461,16 @@ class Reproduction:
                 versions.append(f"{package} {importlib.metadata.version(package)}")
             except importlib.metadata.PackageNotFoundError:
                 versions.append(f"{package} (not installed)")
-        single_runs = sorted({f"python -m mkr_tf.train --dataset={d} --seed=S "
-                              + " ".join(f"--{k}={str(v).lower()}" for k, v in variant.overrides.items())
-                              for d in self.plan.datasets for variant in self.plan.variants})
+        defaults = MKRConfig()
+
+        def flag(name, value):
+            return f"--{name}={str(value).lower()}"
+
+        single_runs = sorted({
+            f"python -m mkr_tf.train --dataset={d} --preset={variant.preset} --seed=S " + " ".join(
+                [flag(k, v) for k, v in variant.overrides.items()]
+                + [flag(k, getattr(defaults, k)) for k in variant.reset])
+            for d in self.plan.datasets for variant in self.plan.variants})
         return "\n".join(["## Commands and versions", "", "This report:", "", "```", command, "```",
                           "", "Any single run of it (S a seed; the sparsity sweep adds "
                           "`--train_ratio=r`):", "", "```", *(c.strip() for c in single_runs),

@@ -1,11 +1,14 @@
 r"""Trains MKR: `python -m mkr_tf.train --dataset=NAME [flags]`.
 
-Hyper-parameter flags left unset take the paper's settings for movie, book and music, and
-tuned settings for the embedded synthetic data. Examples:
+Hyper-parameter flags left unset take the values of --preset: `recommended` (tuned by
+`mkr_tf.tune` on the eval split) for the datasets that have one, else `paper` (the paper's settings
+for movie, book and music, tuned ones for the embedded synthetic data), or a preset file. Flags
+override the preset. Examples:
 
   python -m mkr_tf.train                                   # synthetic data, no download
   MKR_DATA_DIR=../shared/datasets python -m mkr_tf.train --dataset=book --seed=1
   python -m mkr_tf.train --dataset=music --n_epochs=20 --lr_rs=5e-4 --use_kge=false
+  python -m mkr_tf.train --dataset=music --preset=paper        # the paper's settings
 
 With --strategy=multi_worker or parameter_server, every task of the cluster in TF_CONFIG runs
 this same command (README, Distributed training); parameter_server's worker and ps tasks only serve.
@@ -47,10 +50,16 @@ flags.DEFINE_integer("seed", 0, "Seeds the split, the negatives' shuffles and th
 
 
 def _with_presets(name: str, meaning: str) -> str:
-    """`meaning`, then the value each dataset's preset gives the hyper-parameter `name`."""
-    presets = dict(mkr_config.PAPER_SETTINGS, synthetic=mkr_config.SYNTHETIC_SETTINGS)
-    values = ", ".join(f"{dataset} {settings[name]:g}" for dataset, settings in presets.items())
-    return f"{meaning} Default: the dataset's preset ({values}; other datasets: synthetic's)."
+    """`meaning`, then the value the paper preset gives the hyper-parameter `name`."""
+    paper = dict(mkr_config.PAPER_SETTINGS, synthetic=mkr_config.SYNTHETIC_SETTINGS)
+    values = ", ".join(f"{dataset} {settings[name]:g}" for dataset, settings in paper.items())
+    return f"{meaning} Default: --preset's (paper: {values}; other datasets: synthetic's)."
+
+
+flags.DEFINE_string("preset", None,
+                    "Where unset hyper-parameters come from: paper, recommended (tuned by "
+                    "mkr_tf.tune; book and music have one) or a preset file's path. Default: "
+                    "recommended where the dataset has one, else paper.")
 
 
 # The hyper-parameters that each dataset's preset sets, with their meaning.
@@ -70,6 +79,25 @@ for _name, _meaning in _HYPERPARAMETERS.items():
                else flags.DEFINE_integer)
     _define(_name, None, _with_presets(_name, _meaning))
 flags.DEFINE_boolean("use_kge", True, "Train the KGE task; false trains the RS task alone.")
+# Options beyond the paper whose unset value leaves the preset's in force.
+_OPTIONS = {
+    "init_scale": (flags.DEFINE_float, "> 0 initialises every embedding row N(0, init_scale²) "
+                   "instead of the authors' Glorot-uniform, whose rows are tiny in large tables."),
+    "rs_negatives": (flags.DEFINE_integer, "> 0 draws this many fresh negatives per training "
+                     "positive every epoch, instead of the one fixed negative of the prepared data."),
+    "use_biases": (flags.DEFINE_boolean, "User and item bias terms in the RS logit."),
+    "residual": (flags.DEFINE_boolean, "Residual cross&compress: each unit adds its input to "
+                 "its output."),
+    "tie_item_entity": (flags.DEFINE_boolean, "One table for items and their KG entities."),
+    "rs_loss": (lambda name, default, help_text: flags.DEFINE_enum(
+        name, default, list(mkr_config.RS_LOSSES), help_text),
+                "pointwise: the paper's cross-entropy of every row; softmax: each positive "
+                "against the whole catalogue."),
+    "kge_negatives": (flags.DEFINE_integer, "> 0: a logistic KGE loss against this many "
+                      "corrupted tails per triple, instead of the paper's −σ(t · t̂)."),
+}
+for _name, (_define, _meaning) in _OPTIONS.items():
+    _define(_name, None, f"Beyond the paper: {_meaning} Default: --preset's (paper: off).")
 flags.DEFINE_boolean("use_inner_product", True, "RS head: inner product (true) or an MLP on [u; v].")
 flags.DEFINE_enum("cross_unit", "cross_compress", list(mkr_config.CROSS_UNITS),
                   "How items and entities share features: cross_compress (MKR), or the paper's "
@@ -80,12 +108,6 @@ flags.DEFINE_float("train_ratio", 1.0,
 flags.DEFINE_float("cold_items", 0.0,
                    "Cold-item protocol: move every training row of this seeded share of the items "
                    "to eval and test (the KG keeps their triples); results add test_cold_auc.")
-flags.DEFINE_float("init_scale", 0.0,
-                   "Beyond the paper: > 0 initialises every embedding row N(0, init_scale²) instead "
-                   "of the authors' Glorot-uniform, whose rows are tiny in large tables.")
-flags.DEFINE_integer("rs_negatives", 0,
-                     "Beyond the paper: > 0 draws this many fresh negatives per training positive "
-                     "every epoch, instead of the one fixed negative of the prepared data.")
 flags.DEFINE_enum("optimizer", "lazy_adam", list(mkr_config.OPTIMIZERS),
                   "lazy_adam updates only the embedding rows a batch touches; adam is standard Adam.")
 flags.DEFINE_boolean("jit_compile", None,
@@ -117,7 +139,7 @@ flags.DEFINE_integer("min_shard_bytes", mkr_config.DEFAULT_MIN_SHARD_BYTES,
                      "split into shards of at least this size, one per ps task at most.")
 
 # Flags whose unset value (None) leaves the dataset's preset in force.
-HYPERPARAMETER_FLAGS = (*_HYPERPARAMETERS, "jit_compile")
+HYPERPARAMETER_FLAGS = (*_HYPERPARAMETERS, *_OPTIONS, "jit_compile")
 
 
 def config_from_flags() -> mkr_config.MKRConfig:
@@ -127,11 +149,10 @@ def config_from_flags() -> mkr_config.MKRConfig:
         # XLA-compiled steps are the default strategy's; asked for, the runner says so.
         overrides.setdefault("jit_compile", False)
     return mkr_config.MKRConfig.for_dataset(
-        cli.dataset_name_from_flags(), seed=FLAGS.seed, use_kge=FLAGS.use_kge,
-        use_inner_product=FLAGS.use_inner_product, optimizer=FLAGS.optimizer,
-        cross_unit=FLAGS.cross_unit, train_ratio=FLAGS.train_ratio,
-        cold_items=FLAGS.cold_items, init_scale=FLAGS.init_scale,
-        rs_negatives=FLAGS.rs_negatives, **overrides)
+        cli.dataset_name_from_flags(), preset=FLAGS.preset, seed=FLAGS.seed,
+        use_kge=FLAGS.use_kge, use_inner_product=FLAGS.use_inner_product,
+        optimizer=FLAGS.optimizer, cross_unit=FLAGS.cross_unit, train_ratio=FLAGS.train_ratio,
+        cold_items=FLAGS.cold_items, **overrides)
 
 
 # Flushed, so that a pipe (CI logs, `tee`) shows each epoch as it ends.

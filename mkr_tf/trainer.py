@@ -57,7 +57,9 @@ def build_model(config: MKRConfig, data: mkr_data.MKRData) -> MKR:
                L=config.L, H=config.H, l2_weight=config.l2_weight,
                use_inner_product=config.use_inner_product, lr_rs=config.lr_rs,
                lr_kge=config.lr_kge, optimizer=config.optimizer, cross_unit=config.cross_unit,
-               init_scale=config.init_scale)
+               init_scale=config.init_scale, use_biases=config.use_biases,
+               residual=config.residual, tie_item_entity=config.tie_item_entity,
+               rs_loss=config.rs_loss, kge_negatives=config.kge_negatives, seed=config.seed)
 
 
 def predict(model: MKR, ratings: np.ndarray) -> np.ndarray:

@@ -31,6 +31,17 @@ class CrossCompressTest(tf.test.TestCase):
         self.assertAllClose(v_out, expected_v, rtol=1e-12, atol=1e-12)
         self.assertAllClose(e_out, expected_e, rtol=1e-12, atol=1e-12)
 
+    def test_residual_adds_the_inputs(self):
+        rng = np.random.default_rng(2)
+        v, e = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+        unit = layers.CrossCompress(residual=True, dtype="float64")
+        v_out, e_out = unit((tf.constant(v), tf.constant(e)))
+        expected_v, expected_e = self._explicit_compress(unit, v, e)
+        self.assertAllClose(v_out, v + expected_v, rtol=1e-12, atol=1e-12)
+        self.assertAllClose(e_out, e + expected_e, rtol=1e-12, atol=1e-12)
+        restored = layers.CrossCompress.from_config(unit.get_config())
+        self.assertTrue(restored.residual)
+
     def test_weight_shapes_follow_the_paper(self):
         unit = layers.CrossCompress()
         unit((tf.zeros([2, 4]), tf.zeros([2, 4])))

@@ -144,9 +144,81 @@ class MKRTest(tf.test.TestCase):
         inputs = {"user": RS_BATCH["user"], "item": RS_BATCH["item"]}
         self.assertAllClose(restored(inputs), model(inputs))
 
+    def test_biases_add_to_the_inner_product(self):
+        model = _model(use_biases=True)
+        plain = tf.reduce_sum(model.user_tower(model.user_embedding(RS_BATCH["user"]))
+                              * _cross_compressed(model, RS_BATCH["item"]), axis=-1)
+        model.user_bias.embeddings.assign(tf.reshape(tf.range(7, dtype=tf.float32), [7, 1]))
+        model.item_bias.embeddings.assign(tf.reshape(10.0 * tf.range(5, dtype=tf.float32), [5, 1]))
+        logits = model.rs_logits(model.user_vectors(RS_BATCH["user"]),
+                                 model.item_and_head_vectors(RS_BATCH["item"])[0])
+        self.assertAllClose(logits, plain + [0 + 10, 3 + 40, 6 + 10], rtol=1e-4)
+        self.assertIn(model.item_bias.embeddings.path, {v.path for v in model.rs_variables})
+        self.assertNotIn(model.item_bias.embeddings.path, {v.path for v in model.kge_variables})
+
+    def test_tied_items_are_their_entities(self):
+        model = _model(tie_item_entity=True)
+        self.assertIsNone(model.item_embedding)
+        entities = model.entity_embedding(RS_BATCH["item"])
+        v, e = entities, entities
+        for unit in model.cross_units:
+            v, e = unit((v, e))
+        got_v, got_e = model.item_and_head_vectors(RS_BATCH["item"])
+        self.assertAllClose(got_v, v)
+        self.assertAllClose(got_e, e)
+        before = model.entity_embedding.embeddings.numpy().copy()
+        model.rec_step(RS_BATCH)
+        self.assertNotAllEqual(before, model.entity_embedding.embeddings.numpy())
+
+    def test_softmax_loss_is_each_positives_catalogue_cross_entropy(self):
+        model = _model(rs_loss="softmax", lr_rs=1e-12)
+        u = model.user_vectors(RS_BATCH["user"])
+        catalogue, _ = model.item_and_head_vectors(tf.range(5, dtype=tf.int64))
+        log_probabilities = tf.nn.log_softmax(tf.matmul(u, catalogue, transpose_b=True)).numpy()
+        positives = [0, 2]  # rows labelled 1; the negative row adds nothing
+        expected = -np.mean([log_probabilities[row, RS_BATCH["item"][row]] for row in positives])
+        self.assertAllClose(model.rec_step(RS_BATCH)["rs_base_loss"], expected, rtol=1e-4)
+
+    def test_kge_negatives_give_a_logistic_loss_drawn_per_seed_and_step(self):
+        model = _model(kge_negatives=3, lr_kge=1e-12, l2_weight=0.0, seed=4)
+        corrupted = model._corrupted_tails(3).numpy()
+        self.assertEqual(corrupted.shape, (3, 3))
+        self.assertAllInRange(corrupted, 0, 8)
+        self.assertAllEqual(corrupted, _model(kge_negatives=3, seed=4)._corrupted_tails(3))
+        self.assertNotAllEqual(corrupted, _model(kge_negatives=3, seed=5)._corrupted_tails(3))
+        _, t, t_hat = model.kge_outputs(KG_BATCH["head"], KG_BATCH["relation"], KG_BATCH["tail"])
+        negative_logits = tf.einsum("bkd,bd->bk", model.tail_vectors(corrupted), t_hat)
+        softplus = lambda x: np.log1p(np.exp(x))
+        expected = np.mean(softplus(-tf.reduce_sum(t * t_hat, -1).numpy())
+                           + softplus(negative_logits.numpy()).mean(-1))
+        self.assertAllClose(model.kg_step(KG_BATCH)["kge_loss"], expected, rtol=1e-4)
+        # The next step draws other tails.
+        self.assertNotAllEqual(corrupted, model._corrupted_tails(3))
+
+    def test_options_round_trip_and_are_checked(self):
+        model = _model(use_biases=True, residual=True, tie_item_entity=True, rs_loss="softmax",
+                       kge_negatives=2, init_scale=0.1, seed=3)
+        restored = MKR.from_config(model.get_config())
+        self.assertEqual(restored.get_config(), model.get_config())
+        restored.set_weights(model.get_weights())
+        inputs = {"user": RS_BATCH["user"], "item": RS_BATCH["item"]}
+        self.assertAllClose(restored(inputs), model(inputs))
+        for options, message in (({"rs_loss": "bpr"}, "rs_loss"),
+                                 ({"use_biases": True, "use_inner_product": False}, "inner_product"),
+                                 ({"residual": True, "cross_unit": "dcn"}, "residual")):
+            with self.subTest(**options), self.assertRaisesRegex(ValueError, message):
+                _model(**options)
+
     def test_rejects_entity_table_smaller_than_items(self):
         with self.assertRaisesRegex(ValueError, "n_entities"):
             _model(n_items=10, n_entities=5)
+
+
+def _cross_compressed(model, items):
+    v, e = model.item_embedding(items), model.entity_embedding(items)
+    for unit in model.cross_units:
+        v, e = unit((v, e))
+    return v
 
 
 def _value(model, path):

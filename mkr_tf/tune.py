@@ -1,0 +1,287 @@
+r"""Searches MKR's hyper-parameters with Optuna: `python -m mkr_tf.tune --dataset=NAME --trials=N
+--study_dir=DIR`.
+
+  MKR_DATA_DIR=../shared/datasets python -m mkr_tf.tune --dataset=music --trials=30 \
+      --study_dir=studies/music
+  python -m mkr_tf.train --dataset=music --preset=studies/music/preset.json
+
+Each trial trains MKR (`SEARCH_SPACE`: the paper's knobs and the training options beyond it) on
+the split of --seed, with TPE sampling, and is pruned (median rule) on its eval AUC after each
+epoch. The objective is the best epoch's eval AUC plus, with --objective=auc+ndcg@10, that
+epoch's eval NDCG@10 over the whole catalogue. Only the eval split is read: the test split of the
+data never enters the process. The study lives in DIR/study.db (SQLite), so a killed search
+resumes where it stopped when the same command is run again; --trials counts the finished
+trials of the study, resumed ones included. Each trial prints one line; at the end the best
+settings and their eval figures are printed and written as the preset file DIR/preset.json,
+which train reads with --preset=DIR/preset.json. TensorBoard's HParams view shows every trial:
+`tensorboard --logdir=DIR/hparams`.
+"""
+
+import dataclasses
+import os
+import pathlib
+import shlex
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+from absl import flags
+
+from mkr_tf import cli
+from mkr_tf import config as mkr_config
+from mkr_tf import errors
+from mkr_tf import lazy
+from mkr_tf import presets
+
+optuna = lazy.load("optuna")
+tf = lazy.load("tensorflow")
+metrics = lazy.load("mkr_tf.metrics")
+trainer = lazy.load("mkr_tf.trainer")
+
+STUDY_FILE = "study.db"
+PRESET_FILE = "preset.json"
+HPARAMS_DIR = "hparams"
+OBJECTIVES = ("auc", "auc+ndcg@10")
+# Trials that must finish before the median rule prunes any, and epochs before it judges a trial.
+_STARTUP_TRIALS, _WARMUP_EPOCHS = 5, 2
+
+FLAGS = flags.FLAGS
+
+
+def _log_uniform(low: float, high: float):
+    return lambda trial, name: trial.suggest_float(name, low, high, log=True)
+
+
+def _choice(*values):
+    return lambda trial, name: trial.suggest_categorical(name, values)
+
+
+# What a trial chooses, by MKRConfig field. Options that matter only with another one (fresh RS
+# negatives with the pointwise loss) are still drawn every trial: TPE then models them
+# independently, and a setting that has no effect costs nothing.
+SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
+    "dim": _choice(8, 16, 32, 64),
+    "L": _choice(1, 2),
+    "batch_size": _choice(128, 512, 2048),
+    "l2_weight": _log_uniform(1e-7, 1e-3),
+    "lr_rs": _log_uniform(1e-4, 3e-2),
+    "lr_kge": _log_uniform(1e-4, 3e-2),
+    "kge_interval": _choice(1, 2, 3),
+    "init_scale": _log_uniform(0.01, 0.5),
+    "rs_loss": _choice(*mkr_config.RS_LOSSES),
+    "rs_negatives": _choice(0, 4),
+    "use_biases": _choice(False, True),
+    "residual": _choice(False, True),
+    "tie_item_entity": _choice(False, True),
+    "kge_negatives": _choice(0, 4),
+}
+
+
+def suggest(trial, space: dict[str, Callable[[Any, str], Any]] = SEARCH_SPACE) -> dict[str, Any]:
+    return {name: draw(trial, name) for name, draw in space.items()}
+
+
+def without_test(data):
+    """`data` with its test split replaced by the eval split, so that a search cannot read it."""
+    return dataclasses.replace(data, test=data.eval)
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """One study: where it lives, what it searches and how trials are trained."""
+    dataset: str
+    study_dir: pathlib.Path
+    max_epochs: int = 20
+    patience: int = 3
+    seed: int = 0
+    objective: str = "auc+ndcg@10"
+    space: dict[str, Callable[[Any, str], Any]] = dataclasses.field(
+        default_factory=lambda: dict(SEARCH_SPACE))
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+
+    @property
+    def storage_url(self) -> str:
+        return f"sqlite:///{(self.study_dir / STUDY_FILE).resolve()}"
+
+    def config(self, params: dict[str, Any]) -> mkr_config.MKRConfig:
+        return mkr_config.MKRConfig.for_dataset(self.dataset, preset=presets.PAPER,
+                                                n_epochs=self.max_epochs, seed=self.seed, **params)
+
+    def open_study(self):
+        """The study, created or resumed; trials a killed search left running are failed."""
+        self.study_dir.mkdir(parents=True, exist_ok=True)
+        storage = optuna.storages.RDBStorage(self.storage_url)
+        study_name = f"mkr-{self.dataset}"
+        study = optuna.create_study(
+            study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=_STARTUP_TRIALS,
+                                               n_warmup_steps=_WARMUP_EPOCHS))
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        # A sampler seeded by the finished count: a resumed search does not redraw the
+        # random start-up points it already tried.
+        study.sampler = optuna.samplers.TPESampler(seed=self.seed * 10_007 + len(finished(study)))
+        return study
+
+
+def finished(study) -> list:
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                    optuna.trial.TrialState.PRUNED))
+
+
+def _pruning_callback(trial):
+    """Reports each epoch's eval AUC to the trial and stops the run once Optuna prunes it."""
+
+    class Pruning(trainer.TrainingCallback):
+        def on_train_begin(self, model, config, data, run_dir) -> None:
+            self.data = data
+
+        def on_epoch_end(self, epoch, record, model) -> None:
+            trial.report(record["eval_auc"], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"eval AUC {record['eval_auc']:.4f} at epoch {epoch}")
+
+        def on_train_end(self, results, model) -> None:
+            self.model = model
+
+    return Pruning()
+
+
+def run_trial(search: Search, data, trial) -> float:
+    """Trains the trial's settings on `data` (no test split) and returns its objective."""
+    params = suggest(trial, search.space)
+    config = search.config(params)
+    pruning = _pruning_callback(trial)
+    with tempfile.TemporaryDirectory(prefix="trial-", dir=search.study_dir) as run_dir:
+        results = trainer.train(config, data, run_dir, search.dataset, log=lambda _: None,
+                                callbacks=[pruning], patience=search.patience)
+    evaluator = metrics.TopKEvaluator(pruning.data.train, pruning.data.eval,
+                                      pruning.data.n_items, (10,))
+    ranking, beyond = evaluator.evaluate(pruning.model)
+    figures = {"eval_auc": results["eval_auc"], "eval_ndcg@10": ranking["ndcg@10"],
+               "eval_distinct@10": beyond["distinct@10"], "best_epoch": results["best_epoch"],
+               "train_seconds": results["train_seconds"]}
+    for name, value in figures.items():
+        trial.set_user_attr(name, value)
+    if search.objective == "auc":
+        return figures["eval_auc"]
+    return figures["eval_auc"] + figures["eval_ndcg@10"]
+
+
+def _log_hparams(search: Search, trial) -> None:
+    """The trial's settings and eval figures, for TensorBoard's HParams view."""
+    from tensorboard.plugins.hparams import api as hparams  # pylint: disable=import-outside-toplevel
+    logdir = search.study_dir / HPARAMS_DIR / f"trial-{trial.number:04d}"
+    with tf.summary.create_file_writer(str(logdir)).as_default():
+        hparams.hparams(dict(trial.params), trial_id=f"trial-{trial.number}")
+        tf.summary.scalar("objective", trial.value if trial.value is not None else float("nan"),
+                          step=0)
+        for name, value in trial.user_attrs.items():
+            tf.summary.scalar(name, float(value), step=0)
+
+
+def _describe(trial) -> str:
+    attrs = trial.user_attrs
+    if trial.state == optuna.trial.TrialState.PRUNED:
+        last_epoch = max(trial.intermediate_values, default=0)
+        return (f"pruned at epoch {last_epoch} (eval AUC "
+                f"{trial.intermediate_values.get(last_epoch, float('nan')):.4f})")
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        return str(trial.state.name.lower())
+    return (f"eval AUC {attrs['eval_auc']:.4f} NDCG@10 {attrs['eval_ndcg@10']:.4f} "
+            f"distinct@10 {attrs['eval_distinct@10']:.0f} (epoch {attrs['best_epoch']}, "
+            f"{attrs['train_seconds']:.0f}s training)")
+
+
+def _settings_text(params: dict[str, Any]) -> str:
+    return " ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+                    for name, value in params.items())
+
+
+def search(search: Search, data, trials: int, command: str,
+           log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Runs the study until it has `trials` finished trials; writes and returns the best preset."""
+    study = search.open_study()
+    data = without_test(data)
+    done = len(finished(study))
+    if done:
+        log(f"resuming {search.study_dir / STUDY_FILE}: {done} trials finished")
+    while done < trials:
+        trial = study.ask()
+        start = time.perf_counter()
+        try:
+            value = run_trial(search, data, trial)
+            study.tell(trial, value)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except BaseException:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        trial = study.trials[trial.number]
+        done += 1
+        _log_hparams(search, trial)
+        log(f"trial {trial.number + 1:>3} ({done}/{trials}): {_describe(trial)} | "
+            f"{_settings_text(trial.params)} | {time.perf_counter() - start:.0f}s")
+    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not completed:
+        raise errors.MKRError(f"{search.study_dir / STUDY_FILE}: no trial finished unpruned; "
+                              f"run more --trials")
+    best = study.best_trial
+    settings = dict(best.params, n_epochs=best.user_attrs["best_epoch"])
+    preset_path = search.study_dir / PRESET_FILE
+    presets.write(preset_path, search.dataset, settings, found_by=command,
+                  objective=search.objective, trial=best.number, trials=len(study.trials),
+                  eval={name: best.user_attrs[name]
+                        for name in ("eval_auc", "eval_ndcg@10", "eval_distinct@10")},
+                  split_seed=search.seed)
+    log(f"best: trial {best.number + 1}: {_describe(best)}")
+    log(f"settings: {_settings_text(settings)}")
+    log(f"wrote {preset_path}; train with --preset={preset_path}")
+    return settings
+
+
+def _define_flags() -> None:
+    cli.define_data_flags()
+    flags.DEFINE_integer("trials", 20, "Finished trials the study should have (resumed ones count).")
+    flags.DEFINE_string("study_dir", None, "The study's folder: study.db, preset.json, hparams/.")
+    flags.DEFINE_integer("max_epochs", 20, "Epochs of each trial at most.")
+    flags.DEFINE_integer("patience", 3, "A trial stops once its eval AUC has not improved for "
+                                        "this many epochs.")
+    flags.DEFINE_integer("seed", 0, "The split and initialisation of every trial.")
+    flags.DEFINE_enum("objective", "auc+ndcg@10", list(OBJECTIVES),
+                      "What a trial is scored by, on the eval split: its best eval AUC, plus that "
+                      "epoch's eval NDCG@10 with auc+ndcg@10.")
+    flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
+    flags.mark_flag_as_required("study_dir")
+
+
+def _main():
+    if FLAGS.trials < 1:
+        raise ValueError(f"trials must be an integer >= 1, got {FLAGS.trials}")
+    name = cli.dataset_name_from_flags()
+    study_dir = pathlib.Path(FLAGS.study_dir)
+    if study_dir.exists() and not study_dir.is_dir():
+        raise errors.MKRError(f"--study_dir {study_dir}: not a folder")
+    foreign = (sorted(set(os.listdir(study_dir)) - {STUDY_FILE, PRESET_FILE, HPARAMS_DIR})
+               if study_dir.is_dir() else [])
+    foreign = [entry for entry in foreign if not entry.startswith(("trial-", ".preset"))]
+    if foreign:
+        raise errors.MKRError(f"--study_dir {study_dir}: holds {foreign[0]}, which is not a "
+                              f"study's; choose a new or empty folder")
+    data = cli.load_data_from_flags(FLAGS.seed, log=print)
+    command = " ".join(["python -m mkr_tf.tune", *map(shlex.quote, sys.argv[1:])])
+    search(Search(name, study_dir, FLAGS.max_epochs, FLAGS.patience, FLAGS.seed, FLAGS.objective),
+           data, FLAGS.trials, command, log=lambda line: print(line, flush=True))
+
+
+def run():
+    """Console-script entry point."""
+    cli.run("mkr_tf.tune", _main, _define_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,111 @@
+"""Tests of the hyper-parameter search on small data made here."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import optuna
+import tensorflow as tf
+
+from mkr_tf import data
+from mkr_tf import presets
+from mkr_tf import tune
+from tests.test_trainer import two_taste_dataset
+
+SMALL_SPACE = {"dim": tune._choice(4, 8), "lr_rs": tune._log_uniform(1e-3, 3e-2),
+               "rs_loss": tune._choice("pointwise", "softmax")}
+
+
+def _dataset():
+    ratings, kg = two_taste_dataset(n_users=60, n_items=40, n_ratings_per_user=10)
+    return data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
+
+
+class TuneTest(tf.test.TestCase):
+
+    def _search(self, study_dir, **options):
+        return tune.Search("two_taste", pathlib.Path(study_dir), max_epochs=2, patience=2,
+                           space=SMALL_SPACE, **options)
+
+    def test_search_writes_a_preset_that_train_reads_and_resumes(self):
+        study_dir = pathlib.Path(self.create_tempdir().full_path)
+        lines = []
+        settings = tune.search(self._search(study_dir), _dataset(), 2, "python -m mkr_tf.tune x",
+                               log=lines.append)
+        trial_lines = [line for line in lines if line.startswith("trial")]
+        self.assertLen(trial_lines, 2)
+        self.assertRegex(trial_lines[0], r"eval AUC 0\.\d{4} NDCG@10 0\.\d{4}")
+        document = json.loads((study_dir / tune.PRESET_FILE).read_text())
+        self.assertEqual(document["found_by"], "python -m mkr_tf.tune x")
+        self.assertEqual(presets.read(study_dir / tune.PRESET_FILE), settings)
+        self.assertEqual(set(settings), set(SMALL_SPACE) | {"n_epochs"})
+        study = optuna.load_study(study_name="mkr-two_taste",
+                                  storage=self._search(study_dir).storage_url)
+        best = study.best_trial
+        self.assertEqual(document["eval"]["eval_auc"], best.user_attrs["eval_auc"])
+        self.assertAllClose(best.value, best.user_attrs["eval_auc"]
+                            + best.user_attrs["eval_ndcg@10"])
+        self.assertLen(list((study_dir / tune.HPARAMS_DIR).glob("trial-*/events.out.tfevents.*")), 2)
+        # No trial folder is left behind.
+        self.assertEqual(sorted(p.name for p in study_dir.iterdir()),
+                         sorted([tune.STUDY_FILE, tune.PRESET_FILE, tune.HPARAMS_DIR]))
+
+        # Run again to 3 trials: one more, and a trial a killed search left running is failed.
+        interrupted = study.ask()
+        del interrupted
+        lines.clear()
+        tune.search(self._search(study_dir), _dataset(), 3, "again", log=lines.append)
+        self.assertIn("resuming", lines[0])
+        self.assertLen([line for line in lines if line.startswith("trial")], 1)
+        states = [t.state for t in optuna.load_study(
+            study_name="mkr-two_taste", storage=self._search(study_dir).storage_url).trials]
+        self.assertEqual(states.count(optuna.trial.TrialState.FAIL), 1)
+        self.assertEqual(len(states), 4)
+
+    def test_the_test_split_is_never_read(self):
+        dataset = _dataset()
+        # Any read of these rows would fail: their user ids are outside the table.
+        poisoned = dataset.test.copy()
+        poisoned[:, 0] = dataset.n_users + 10
+        dataset = dataset.__class__(**{**dataset.__dict__, "test": poisoned})
+        study_dir = self.create_tempdir().full_path
+        settings = tune.search(self._search(study_dir, objective="auc"), dataset, 1, "x",
+                               log=lambda _: None)
+        self.assertIn("dim", settings)
+
+    def test_pruned_trials_stop_their_run(self):
+        class Trial:
+            def __init__(self):
+                self.reported = []
+
+            def report(self, value, step):
+                self.reported.append((step, value))
+
+            def should_prune(self):
+                return len(self.reported) >= 2
+
+        trial = Trial()
+        callback = tune._pruning_callback(trial)
+        callback.on_epoch_end(1, {"eval_auc": 0.6}, None)
+        with self.assertRaises(optuna.TrialPruned):
+            callback.on_epoch_end(2, {"eval_auc": 0.7}, None)
+        self.assertEqual(trial.reported, [(1, 0.6), (2, 0.7)])
+
+    def test_a_study_dir_of_other_files_is_refused_in_one_line(self):
+        study_dir = pathlib.Path(self.create_tempdir().full_path)
+        (study_dir / "notes.txt").write_text("mine")
+        completed = subprocess.run(
+            [sys.executable, "-m", "mkr_tf.tune", f"--study_dir={study_dir}", "--trials=1"],
+            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        self.assertEqual(completed.returncode, 2)
+        self.assertEqual(completed.stderr.strip().splitlines()[-1],
+                         f"mkr_tf.tune: error: --study_dir {study_dir}: holds notes.txt, which is "
+                         f"not a study's; choose a new or empty folder")
+        self.assertEqual((study_dir / "notes.txt").read_text(), "mine")
+
+
+if __name__ == "__main__":
+    tf.test.main()
