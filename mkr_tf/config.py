@@ -93,6 +93,9 @@ class MKRConfig:
             raise ValueError(f"kge_negatives must be an integer >= 0, got {self.kge_negatives!r}")
         if self.rs_loss not in RS_LOSSES:
             raise ValueError(f"rs_loss must be one of {RS_LOSSES}, got {self.rs_loss!r}")
+        if self.rs_loss == "softmax" and self.rs_negatives:
+            raise ValueError("rs_negatives has no effect with rs_loss=softmax, which contrasts "
+                             "each positive with the whole catalogue; leave it 0")
         if (self.use_biases or self.rs_loss == "softmax") and not self.use_inner_product:
             raise ValueError("use_biases and rs_loss=softmax need use_inner_product=true")
         if self.residual and self.cross_unit != "cross_compress":

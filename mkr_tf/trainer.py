@@ -200,7 +200,11 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
             epoch_start = time.perf_counter()
             record: dict[str, Any] = {"epoch": epoch}
             ratings = data.train
-            if config.rs_negatives:
+            if config.rs_loss == "softmax":
+                # The softmax contrasts each positive with the whole catalogue: negative rows
+                # would only cost steps.
+                ratings = data.train[data.train[:, 2] == 1]
+            elif config.rs_negatives:
                 ratings = negatives.with_fresh_negatives(
                     data.train, data.n_items, config.rs_negatives, (config.seed, epoch, 3))
             ratings = mkr_data.shuffled(ratings, (config.seed, epoch, 0))

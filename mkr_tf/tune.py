@@ -57,9 +57,7 @@ def _choice(*values):
     return lambda trial, name: trial.suggest_categorical(name, values)
 
 
-# What a trial chooses, by MKRConfig field. Options that matter only with another one (fresh RS
-# negatives with the pointwise loss) are still drawn every trial: TPE then models them
-# independently, and a setting that has no effect costs nothing.
+# What a trial chooses, by MKRConfig field, in this order.
 SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "dim": _choice(8, 16, 32, 64),
     "L": _choice(1, 2),
@@ -78,8 +76,18 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
+# Settings drawn only where the settings drawn before them give them an effect.
+CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "rs_negatives": lambda params: params.get("rs_loss", "pointwise") == "pointwise",
+}
+
+
 def suggest(trial, space: dict[str, Callable[[Any, str], Any]] = SEARCH_SPACE) -> dict[str, Any]:
-    return {name: draw(trial, name) for name, draw in space.items()}
+    params: dict[str, Any] = {}
+    for name, draw in space.items():
+        if CONDITIONS.get(name, lambda _: True)(params):
+            params[name] = draw(trial, name)
+    return params
 
 
 def without_test(data):

@@ -1,5 +1,6 @@
 """Tests of the training loop on small data made here."""
 
+import dataclasses
 import json
 import pathlib
 
@@ -186,13 +187,29 @@ class TrainingOptionsTest(tf.test.TestCase):
         return trainer.train(config, dataset, self.create_tempdir().full_path, "two_taste",
                              log=lambda _: None)
 
-    def test_fresh_negatives_and_init_scale(self):
+    def test_each_option_changes_training_deterministically(self):
         paper = self._train()
-        for options in ({"rs_negatives": 2}, {"init_scale": 0.1}):
+        for options in ({"rs_negatives": 2}, {"init_scale": 0.1}, {"use_biases": True},
+                        {"residual": True}, {"tie_item_entity": True}, {"rs_loss": "softmax"},
+                        {"kge_negatives": 2}):
             with self.subTest(**options):
                 first, again = self._train(**options), self._train(**options)
                 self.assertEqual(first["history"][-1]["test_auc"], again["history"][-1]["test_auc"])
                 self.assertNotEqual(first["history"][-1]["rs_loss"], paper["history"][-1]["rs_loss"])
+
+    def test_softmax_ignores_the_negative_rows(self):
+        ratings, kg = two_taste_dataset(n_users=80)
+        dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
+        fewer_negatives = dataset.train[(dataset.train[:, 2] == 1) | (dataset.train[:, 0] % 2 == 0)]
+        config = MKRConfig(n_epochs=2, batch_size=64, lr_rs=0.01, kge_interval=1, seed=1,
+                           rs_loss="softmax")
+        runs = [trainer.train(config, dataclasses.replace(dataset, train=train),
+                              self.create_tempdir().full_path, "two_taste", log=lambda _: None)
+                for train in (dataset.train, fewer_negatives)]
+        for key in ("rs_loss", "eval_auc"):
+            self.assertEqual(runs[0]["history"][-1][key], runs[1]["history"][-1][key])
+        with self.assertRaisesRegex(ValueError, "rs_negatives has no effect"):
+            MKRConfig(rs_loss="softmax", rs_negatives=2)
 
     def test_init_scale_sets_the_rows_scale(self):
         ratings, kg = two_taste_dataset()

@@ -76,6 +76,14 @@ class TuneTest(tf.test.TestCase):
                                log=lambda _: None)
         self.assertIn("dim", settings)
 
+    def test_fresh_negatives_are_drawn_only_for_the_pointwise_loss(self):
+        fixed = {name: 8 for name in ("dim",)}
+        for rs_loss, drawn in (("pointwise", True), ("softmax", False)):
+            trial = optuna.trial.FixedTrial({**fixed, "rs_loss": rs_loss, "rs_negatives": 4})
+            space = {"dim": tune._choice(8), "rs_loss": tune._choice("pointwise", "softmax"),
+                     "rs_negatives": tune._choice(0, 4)}
+            self.assertEqual("rs_negatives" in tune.suggest(trial, space), drawn)
+
     def test_pruned_trials_stop_their_run(self):
         class Trial:
             def __init__(self):
