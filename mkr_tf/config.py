@@ -27,6 +27,7 @@ XLA_DATASETS = ("book",)
 OPTIMIZERS = ("lazy_adam", "adam")
 CROSS_UNITS = ("cross_compress", "dcn", "stitch")
 RS_LOSSES = ("pointwise", "softmax")
+SELECTIONS = ("auc", "auc+ndcg@10")
 # mkr_tf.baselines' models, here so that flags can name them without importing TensorFlow.
 BASELINES = ("popularity", "itemknn", "mf")
 # How a run is distributed (`mkr_tf.distribute`), here so that flags can name them without
@@ -65,6 +66,9 @@ class MKRConfig:
     tie_item_entity: bool = False  # one table for items and their entities
     rs_loss: str = "pointwise"  # or "softmax": each positive against the whole catalogue
     kge_negatives: int = 0  # > 0: a logistic KGE loss against this many corrupted tails
+    history_length: int = 0  # > 0: users are also the mean of up to this many of their items
+    # The epoch whose weights are kept: best eval AUC, or best eval AUC + eval NDCG@10.
+    select_on: str = "auc"
     seed: int = 0
     # XLA-compiled training steps: a few seconds of compilation per process for faster steps.
     jit_compile: bool = False
@@ -88,11 +92,14 @@ class MKRConfig:
         if (not isinstance(self.rs_negatives, int) or isinstance(self.rs_negatives, bool)
                 or self.rs_negatives < 0):
             raise ValueError(f"rs_negatives must be an integer >= 0, got {self.rs_negatives!r}")
-        if (not isinstance(self.kge_negatives, int) or isinstance(self.kge_negatives, bool)
-                or self.kge_negatives < 0):
-            raise ValueError(f"kge_negatives must be an integer >= 0, got {self.kge_negatives!r}")
+        for name in ("kge_negatives", "history_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         if self.rs_loss not in RS_LOSSES:
             raise ValueError(f"rs_loss must be one of {RS_LOSSES}, got {self.rs_loss!r}")
+        if self.select_on not in SELECTIONS:
+            raise ValueError(f"select_on must be one of {SELECTIONS}, got {self.select_on!r}")
         if self.rs_loss == "softmax" and self.rs_negatives:
             raise ValueError("rs_negatives has no effect with rs_loss=softmax, which contrasts "
                              "each positive with the whole catalogue; leave it 0")

@@ -243,6 +243,8 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
     n_users, n_items = model.n_users, model.n_items
     module = tf.Module(name="mkr_serving")
     module.layers = list(model.layers)
+    # The users' histories are the model's own weight, not a layer's.
+    module.user_history = model.user_history
     # Table sizes, for clients that check ids before sending them (mkr_tf.recommend does).
     for name in ("n_users", "n_items", "n_entities", "n_relations"):
         setattr(module, name, tf.Variable(getattr(model, name), dtype=tf.int64, trainable=False,

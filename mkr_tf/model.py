@@ -1,6 +1,7 @@
 """The MKR model: a recommendation task and a KG-embedding task joined by cross&compress units."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mkr_tf import config as mkr_config
@@ -90,6 +91,9 @@ class MKR(keras.Model):
                              the whole catalogue
         kge_negatives = k    KGE: mean −log σ(t · t̂) − Σ_k log σ(−t_k · t̂) / k, with t_k the
                              tower vectors of k uniform corrupted tails (the score is still σ(t · t̂))
+        history_length = n   the user tower's input is U[user] + mean_{j ∈ N(u)} V[j], N(u) up to
+                             n of the user's training positives (`set_user_history`), as in
+                             SVD++; a training row's own item is left out of its mean (as in FISM)
 
     `rec_step` and `kg_step` each apply their own Adam to the variables their own loss
     depends on; the item/entity tables and the cross&compress units belong to both. Their
@@ -100,7 +104,7 @@ class MKR(keras.Model):
                  l2_weight=1e-6, use_inner_product=True, lr_rs=0.02, lr_kge=0.01,
                  optimizer="lazy_adam", cross_unit="cross_compress", init_scale=0.0,
                  use_biases=False, residual=False, tie_item_entity=False, rs_loss="pointwise",
-                 kge_negatives=0, seed=0, **kwargs):
+                 kge_negatives=0, history_length=0, seed=0, **kwargs):
         super().__init__(**kwargs)
         if n_entities < n_items:
             raise ValueError(
@@ -125,6 +129,7 @@ class MKR(keras.Model):
         self.use_biases, self.residual = bool(use_biases), bool(residual)
         self.tie_item_entity, self.rs_loss = bool(tie_item_entity), rs_loss
         self.kge_negatives, self.seed = int(kge_negatives), int(seed)
+        self.history_length = int(history_length)
 
         # Under ParameterServerStrategy the tables may be sharded over the parameter servers,
         # which keras.layers.Embedding cannot hold.
@@ -144,9 +149,9 @@ class MKR(keras.Model):
             return keras.layers.Embedding(count, self.dim, embeddings_initializer=initializer,
                                           name=name)
 
-        if shardable and (self.use_biases or self.tie_item_entity):
-            raise ValueError("use_biases and tie_item_entity are not supported with the "
-                             "parameter_server strategy")
+        if shardable and (self.use_biases or self.tie_item_entity or self.history_length):
+            raise ValueError("use_biases, tie_item_entity and history_length are not supported "
+                             "with the parameter_server strategy")
         self.user_embedding = embedding(self.n_users, "user_embedding")
         self.item_embedding = None if self.tie_item_entity else embedding(
             self.n_items, "item_embedding")
@@ -173,6 +178,13 @@ class MKR(keras.Model):
         self.kge_head = mkr_layers.DenseTower(
             2 * self.dim, n_layers=self.H, final_units=self.dim, name="kge_head")
 
+        # Each user's training positives, -1 padded: data, not parameters, but saved with them
+        # so that a restored or exported model scores users as the trained one did.
+        self.user_history = None
+        if self.history_length:
+            self.user_history = self.add_weight(
+                shape=(self.n_users, self.history_length), dtype="int64", trainable=False,
+                initializer=keras.initializers.Constant(-1), name="user_history")
         self.rs_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_rs)
         self.kge_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_kge)
         self._jit_epochs = None
@@ -187,9 +199,38 @@ class MKR(keras.Model):
 
     # --- forward ---------------------------------------------------------------------------------
 
-    def user_vectors(self, users):
-        """u of each user: its tower's output, and with `use_biases` [u; b_u; 1]."""
-        vectors = self.user_tower(self.user_embedding(users))
+    def set_user_history(self, ratings, seed=0):
+        """Fills each user's history with up to `history_length` of their positive `ratings`
+        rows (user, item, label), a seeded random choice where they have more."""
+        positives = np.unique(np.asarray(ratings)[np.asarray(ratings)[:, 2] == 1, :2], axis=0)
+        positives = positives[np.random.default_rng((seed, 13)).permutation(len(positives))]
+        positives = positives[np.argsort(positives[:, 0], kind="stable")]
+        users = positives[:, 0]
+        starts = np.searchsorted(users, users, side="left")
+        places = np.arange(len(users)) - starts
+        kept = places < self.history_length
+        history = np.full([self.n_users, self.history_length], -1, np.int64)
+        history[users[kept], places[kept]] = positives[kept, 1]
+        self.user_history.assign(history)
+
+    def _history_mean(self, users, excluded_items=None):
+        """mean_{j ∈ N(u)} V[j] of each user, without `excluded_items` (one per user)."""
+        history = tf.gather(self.user_history, users)
+        kept = history >= 0
+        if excluded_items is not None:
+            kept = tf.logical_and(kept, tf.not_equal(history, excluded_items[:, None]))
+        table = self.entity_embedding if self.tie_item_entity else self.item_embedding
+        rows = table(tf.maximum(history, 0)) * tf.cast(kept, tf.float32)[..., None]
+        count = tf.reduce_sum(tf.cast(kept, tf.float32), axis=1, keepdims=True)
+        return tf.reduce_sum(rows, axis=1) / tf.maximum(count, 1.0)
+
+    def user_vectors(self, users, excluded_items=None):
+        """u of each user: its tower's output, and with `use_biases` [u; b_u; 1]. With
+        `history_length`, `excluded_items` leaves each user's item out of their history."""
+        inputs = self.user_embedding(users)
+        if self.history_length:
+            inputs += self._history_mean(users, excluded_items)
+        vectors = self.user_tower(inputs)
         if not self.use_biases:
             return vectors
         return tf.concat([vectors, self.user_bias(users), tf.ones_like(vectors[:, :1])], -1)
@@ -298,7 +339,7 @@ class MKR(keras.Model):
         """
         labels = tf.cast(batch["label"], tf.float32)
         with tf.GradientTape() as tape:
-            user_vectors = self.user_vectors(batch["user"])
+            user_vectors = self.user_vectors(batch["user"], excluded_items=batch["item"])
             item_vectors, _ = self.item_and_head_vectors(batch["item"])
             if self.rs_loss == "softmax":
                 catalogue, _ = self.item_and_head_vectors(tf.range(self.n_items, dtype=tf.int64))
@@ -485,4 +526,4 @@ class MKR(keras.Model):
             lr_rs=self.lr_rs, lr_kge=self.lr_kge, optimizer=self.optimizer_name,
             cross_unit=self.cross_unit, init_scale=self.init_scale, use_biases=self.use_biases,
             residual=self.residual, tie_item_entity=self.tie_item_entity, rs_loss=self.rs_loss,
-            kge_negatives=self.kge_negatives, seed=self.seed)
+            kge_negatives=self.kge_negatives, history_length=self.history_length, seed=self.seed)

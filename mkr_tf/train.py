@@ -16,7 +16,8 @@ this same command (README, Distributed training); parameter_server's worker and 
 Each epoch prints one line: rs_loss (cross-entropy plus λ·L2), kge_loss on the epochs with a KGE
 pass, AUC and ACC of every split, seconds. kge_loss is negative by design: MKR's KGE task
 maximises the score σ(t · t̂) of the KG's true triples, so its loss is −mean σ(t · t̂) + λ·L2,
-between −1 and 0 for small λ, and falls toward −1 as the KG is learnt.
+between −1 and 0 for small λ, and falls toward −1 as the KG is learnt (with --kge_negatives it is
+a logistic loss, positive, falling toward 0).
 """
 
 import datetime
@@ -95,6 +96,12 @@ _OPTIONS = {
                 "against the whole catalogue."),
     "kge_negatives": (flags.DEFINE_integer, "> 0: a logistic KGE loss against this many "
                       "corrupted tails per triple, instead of the paper's −σ(t · t̂)."),
+    "history_length": (flags.DEFINE_integer, "> 0: the user tower also reads the mean vector "
+                       "of up to this many of the user's training items (SVD++)."),
+    "select_on": (lambda name, default, help_text: flags.DEFINE_enum(
+        name, default, list(mkr_config.SELECTIONS), help_text),
+                  "The epoch whose weights are kept and reported: best eval AUC, or best eval "
+                  "AUC + eval NDCG@10 (top-K over the catalogue on the eval split each epoch)."),
 }
 for _name, (_define, _meaning) in _OPTIONS.items():
     _define(_name, None, f"Beyond the paper: {_meaning} Default: --preset's (paper: off).")

@@ -21,6 +21,8 @@ from mkr_tf.config import MKRConfig
 from mkr_tf.model import MKR
 
 SPLITS = ("train", "eval", "test")
+# The cutoff of the eval NDCG that --select_on=auc+ndcg@10 adds to the eval AUC.
+SELECTION_K = 10
 BEST_WEIGHTS_FILE = run_folder.BEST_WEIGHTS_FILE
 RESULTS_FILE = run_folder.RESULTS_FILE
 CHECKPOINT_DIR = run_folder.CHECKPOINT_DIR
@@ -52,14 +54,19 @@ class TrainingCallback:
 
 
 def build_model(config: MKRConfig, data: mkr_data.MKRData) -> MKR:
+    """The model of `config`, with its users' histories from `data.train` where it has them."""
     keras.utils.set_random_seed(config.seed)
-    return MKR(data.n_users, data.n_items, data.n_entities, data.n_relations, dim=config.dim,
+    model = MKR(data.n_users, data.n_items, data.n_entities, data.n_relations, dim=config.dim,
                L=config.L, H=config.H, l2_weight=config.l2_weight,
                use_inner_product=config.use_inner_product, lr_rs=config.lr_rs,
                lr_kge=config.lr_kge, optimizer=config.optimizer, cross_unit=config.cross_unit,
                init_scale=config.init_scale, use_biases=config.use_biases,
                residual=config.residual, tie_item_entity=config.tie_item_entity,
-               rs_loss=config.rs_loss, kge_negatives=config.kge_negatives, seed=config.seed)
+               rs_loss=config.rs_loss, kge_negatives=config.kge_negatives,
+               history_length=config.history_length, seed=config.seed)
+    if config.history_length:
+        model.set_user_history(data.train, config.seed)
+    return model
 
 
 def predict(model: MKR, ratings: np.ndarray) -> np.ndarray:
@@ -175,6 +182,11 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
         progress = {"config": config.to_dict(), "history": [], "train_seconds": 0.0,
                     "trace_seconds": 0.0, "stopped_early": False}
     history: list[dict[str, Any]] = progress["history"]
+    for record in history:
+        # A run saved before selection was recorded selected on eval AUC.
+        record.setdefault("eval_selection", record["eval_auc"])
+    eval_topk = (metrics.TopKEvaluator(data.train, data.eval, data.n_items, (SELECTION_K,))
+                 if config.select_on != "auc" else None)
     distribute.assert_agreed(strategy, len(history),
                              f"the epochs done in {run_dir} (resuming needs it on shared storage)")
     for callback in callbacks:
@@ -232,10 +244,13 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
                     cold = np.isin(split_rows[:, 1], data.cold_items)
                     for name, value in _ctr_metrics(split_rows[cold], scores[cold]).items():
                         record[f"{split}_cold_{name}"] = value
+            if eval_topk is not None:
+                record[f"eval_ndcg@{SELECTION_K}"] = eval_topk(model)[f"ndcg@{SELECTION_K}"]
+            record["eval_selection"] = selection_figure(record, config.select_on)
             record["seconds"] = time.perf_counter() - epoch_start
             # Saved before the callbacks run, so the best weights are the ones just evaluated.
-            best_before = max((r["eval_auc"] for r in history), default=-1.0)
-            if record["eval_auc"] > best_before and chief:
+            best_before = max((r["eval_selection"] for r in history), default=-float("inf"))
+            if record["eval_selection"] > best_before and chief:
                 budget.check_room(run_dir, max(planned.weights_file_bytes,
                                                _size(run_dir / BEST_WEIGHTS_FILE)),
                                   BEST_WEIGHTS_FILE, then=kept())
@@ -260,7 +275,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
             saved_epoch = epoch
             log(_format_epoch(epoch, config.n_epochs, record))
             if progress["stopped_early"]:
-                log(f"early stop: eval AUC has not improved for {patience} epochs since epoch {best_epoch}")
+                log(f"early stop: the eval selection figure has not improved for {patience} epochs since epoch {best_epoch}")
     except BaseException as error:
         for callback in callbacks:
             callback.on_train_abort()
@@ -277,6 +292,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
         "seed": config.seed,
         "best_epoch": best["epoch"],
         "eval_auc": best["eval_auc"],
+        **{key: best[key] for key in (f"eval_ndcg@{SELECTION_K}",) if key in best},
         "test_auc": best["test_auc"],
         "test_acc": best["test_acc"],
         **{key: best[key] for key in ("test_cold_auc", "test_cold_acc") if key in best},
@@ -302,7 +318,9 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
         with run_folder.writing(run_dir, RESULTS_FILE, then=kept(),
                                 partial=(run_dir / f".{RESULTS_FILE}.tmp",)):
             run_folder.write_json_atomically(run_dir / RESULTS_FILE, results)
-    log(f"best eval AUC {best['eval_auc']:.4f} at epoch {best['epoch']}: "
+    selected = (f"best eval AUC {best['eval_auc']:.4f}" if config.select_on == "auc" else
+                f"best eval AUC + NDCG@{SELECTION_K} {best['eval_selection']:.4f}")
+    log(f"{selected} at epoch {best['epoch']}: "
         f"test AUC {best['test_auc']:.4f} ACC {best['test_acc']:.4f} | "
         f"last epoch ({last['epoch']}): test AUC {last['test_auc']:.4f} ACC {last['test_acc']:.4f} | "
         f"train {progress['train_seconds']:.1f}s | {run_dir}")
@@ -317,6 +335,13 @@ def _size(path: os.PathLike | None) -> int:
     return sum(part.stat().st_size for part in path.parent.glob(f"{path.name}*"))
 
 
+def selection_figure(record: dict[str, Any], select_on: str) -> float:
+    """What an epoch is selected by: its eval AUC, plus its eval NDCG@10 for "auc+ndcg@10"."""
+    if select_on == "auc":
+        return record["eval_auc"]
+    return record["eval_auc"] + record[f"eval_ndcg@{SELECTION_K}"]
+
+
 def _best_record(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """The first epoch with the highest eval AUC."""
-    return max(history, key=lambda record: (record["eval_auc"], -record["epoch"]))
+    """The first epoch with the highest selection figure."""
+    return max(history, key=lambda record: (record["eval_selection"], -record["epoch"]))

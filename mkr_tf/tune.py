@@ -6,9 +6,9 @@ r"""Searches MKR's hyper-parameters with Optuna: `python -m mkr_tf.tune --datase
   python -m mkr_tf.train --dataset=music --preset=studies/music/preset.json
 
 Each trial trains MKR (`SEARCH_SPACE`: the paper's knobs and the training options beyond it) on
-the split of --seed, with TPE sampling, and is pruned (median rule) on its eval AUC after each
-epoch. The objective is the best epoch's eval AUC plus, with --objective=auc+ndcg@10, that
-epoch's eval NDCG@10 over the whole catalogue. Only the eval split is read: the test split of the
+the split of --seed, with TPE sampling. The objective is the eval AUC plus, with the default
+--objective=auc+ndcg@10, the eval NDCG@10 over the whole catalogue, of the epoch that maximises
+it (`--select_on` of train); a trial is pruned (median rule) on that figure after each epoch. Only the eval split is read: the test split of the
 data never enters the process. The study lives in DIR/study.db (SQLite), so a killed search
 resumes where it stopped when the same command is run again; --trials counts the finished
 trials of the study, resumed ones included. Each trial prints one line; at the end the best
@@ -44,7 +44,7 @@ PRESET_FILE = "preset.json"
 HPARAMS_DIR = "hparams"
 OBJECTIVES = ("auc", "auc+ndcg@10")
 # Trials that must finish before the median rule prunes any, and epochs before it judges a trial.
-_STARTUP_TRIALS, _WARMUP_EPOCHS = 5, 2
+_STARTUP_TRIALS, _WARMUP_EPOCHS = 5, 3
 
 FLAGS = flags.FLAGS
 
@@ -73,6 +73,7 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "residual": _choice(False, True),
     "tie_item_entity": _choice(False, True),
     "kge_negatives": _choice(0, 4),
+    "history_length": _choice(0, 32, 128),
 }
 
 
@@ -116,8 +117,10 @@ class Search:
         return f"sqlite:///{(self.study_dir / STUDY_FILE).resolve()}"
 
     def config(self, params: dict[str, Any]) -> mkr_config.MKRConfig:
+        """A trial's settings: `params` over the paper's, the epoch kept by the objective."""
         return mkr_config.MKRConfig.for_dataset(self.dataset, preset=presets.PAPER,
-                                                n_epochs=self.max_epochs, seed=self.seed, **params)
+                                                n_epochs=self.max_epochs, seed=self.seed,
+                                                select_on=self.objective, **params)
 
     def open_study(self):
         """The study, created or resumed; trials a killed search left running are failed."""
@@ -142,16 +145,17 @@ def finished(study) -> list:
 
 
 def _pruning_callback(trial):
-    """Reports each epoch's eval AUC to the trial and stops the run once Optuna prunes it."""
+    """Reports each epoch's eval selection figure (AUC, or AUC + NDCG@10 as the objective says)
+    to the trial and stops the run once Optuna prunes it."""
 
     class Pruning(trainer.TrainingCallback):
         def on_train_begin(self, model, config, data, run_dir) -> None:
             self.data = data
 
         def on_epoch_end(self, epoch, record, model) -> None:
-            trial.report(record["eval_auc"], epoch)
+            trial.report(record["eval_selection"], epoch)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"eval AUC {record['eval_auc']:.4f} at epoch {epoch}")
+                raise optuna.TrialPruned(f"eval {record['eval_selection']:.4f} at epoch {epoch}")
 
         def on_train_end(self, results, model) -> None:
             self.model = model
@@ -165,7 +169,7 @@ def run_trial(search: Search, data, trial) -> float:
     config = search.config(params)
     pruning = _pruning_callback(trial)
     with tempfile.TemporaryDirectory(prefix="trial-", dir=search.study_dir) as run_dir:
-        results = trainer.train(config, data, run_dir, search.dataset, log=lambda _: None,
+            results = trainer.train(config, data, run_dir, search.dataset, log=lambda _: None,
                                 callbacks=[pruning], patience=search.patience)
     evaluator = metrics.TopKEvaluator(pruning.data.train, pruning.data.eval,
                                       pruning.data.n_items, (10,))
@@ -175,9 +179,7 @@ def run_trial(search: Search, data, trial) -> float:
                "train_seconds": results["train_seconds"]}
     for name, value in figures.items():
         trial.set_user_attr(name, value)
-    if search.objective == "auc":
-        return figures["eval_auc"]
-    return figures["eval_auc"] + figures["eval_ndcg@10"]
+    return trainer.selection_figure(figures, search.objective)
 
 
 def _log_hparams(search: Search, trial) -> None:
@@ -239,7 +241,9 @@ def search(search: Search, data, trials: int, command: str,
         raise errors.MKRError(f"{search.study_dir / STUDY_FILE}: no trial finished unpruned; "
                               f"run more --trials")
     best = study.best_trial
-    settings = dict(best.params, n_epochs=best.user_attrs["best_epoch"])
+    # Room past the search's best epoch, since another split's best comes earlier or later.
+    settings = dict(best.params, select_on=search.objective,
+                    n_epochs=min(search.max_epochs, best.user_attrs["best_epoch"] + 2))
     preset_path = search.study_dir / PRESET_FILE
     presets.write(preset_path, search.dataset, settings, found_by=command,
                   objective=search.objective, trial=best.number, trials=len(study.trials),

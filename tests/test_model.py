@@ -195,9 +195,35 @@ class MKRTest(tf.test.TestCase):
         # The next step draws other tails.
         self.assertNotAllEqual(corrupted, model._corrupted_tails(3))
 
+    def test_history_is_the_mean_of_the_users_items_without_the_scored_one(self):
+        model = _model(history_length=2, L=1)
+        # User 0 liked items 1, 2 and 3 (two are kept), user 3 item 4; user 6 has no history.
+        ratings = np.array([[0, 1, 1], [0, 2, 1], [0, 3, 1], [3, 4, 1], [3, 0, 0], [6, 2, 0]])
+        model.set_user_history(ratings, seed=0)
+        history = model.user_history.numpy()
+        self.assertEqual(set(history[0]) <= {1, 2, 3} and len(set(history[0])), 2)
+        self.assertAllEqual(history[3], [4, -1])
+        self.assertAllEqual(history[6], [-1, -1])
+        users = tf.constant([0, 3, 6], tf.int64)
+        table = model.item_embedding.embeddings.numpy()
+        means = np.stack([table[history[0]].mean(0), table[4], np.zeros(4)])
+        expected = model.user_tower(model.user_embedding(users) + means)
+        self.assertAllClose(model.user_vectors(users), expected)
+        # Scoring user 0's first history item leaves it out of the mean.
+        excluded = tf.constant([history[0][0], 0, 0], tf.int64)
+        means[0] = table[history[0][1]]
+        self.assertAllClose(model.user_vectors(users, excluded_items=excluded),
+                            model.user_tower(model.user_embedding(users) + means))
+        # The history is saved with the weights.
+        path = self.get_temp_dir() + "/history.weights.h5"
+        model.save_weights(path)
+        restored = _model(history_length=2, L=1)
+        restored.load_weights(path)
+        self.assertAllEqual(restored.user_history.numpy(), history)
+
     def test_options_round_trip_and_are_checked(self):
         model = _model(use_biases=True, residual=True, tie_item_entity=True, rs_loss="softmax",
-                       kge_negatives=2, init_scale=0.1, seed=3)
+                       kge_negatives=2, init_scale=0.1, history_length=3, seed=3)
         restored = MKR.from_config(model.get_config())
         self.assertEqual(restored.get_config(), model.get_config())
         restored.set_weights(model.get_weights())

@@ -8,6 +8,10 @@ import sys
 
 import tensorflow as tf
 
+from mkr_tf import presets
+from mkr_tf import reproduce
+from mkr_tf.config import MKRConfig
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -41,7 +45,8 @@ class ReproduceTest(tf.test.TestCase):
         for png in ("synthetic_learning_curves.png", "synthetic_topk.png", "synthetic_sparsity.png"):
             self.assertGreater((out / png).stat().st_size, 1000, png)
             self.assertIn(png, report)
-        self.assertIn("python -m mkr_tf.train --dataset=synthetic --seed=S --use_kge=false", report)
+        self.assertIn("python -m mkr_tf.train --dataset=synthetic --preset=paper --seed=S "
+                      "--use_kge=false", report)
 
         figures = json.loads((out / "results.json").read_text())
         compared = {row["b"] for row in figures["paired_differences"]}
@@ -64,6 +69,34 @@ class ReproduceTest(tf.test.TestCase):
         def same_part(text):
             return text.split("\n", 3)[3].partition("## Commands and versions")[0]
         self.assertEqual(same_part((out / "results.md").read_text()), same_part(report))
+
+
+class PlanTest(tf.test.TestCase):
+
+    def test_ablations_reset_one_option_of_the_preset(self):
+        path = pathlib.Path(self.create_tempdir().full_path) / "preset.json"
+        presets.write(path, "music", {"rs_loss": "softmax", "use_biases": True, "dim": 32})
+        recommended = reproduce.Variant(reproduce.RECOMMENDED_MKR, {}, "", preset=str(path))
+        ablation = reproduce.Variant("MKR (recommended) w/o rs_loss", {}, "", preset=str(path),
+                                     reset=("rs_loss",))
+        plan = reproduce.Plan(datasets=("music",), variants=(recommended, ablation))
+        reproduction = reproduce.Reproduction(plan, self.create_tempdir().full_path, ".", ".")
+        full, without = (reproduction.config("music", v, seed=1) for v in (recommended, ablation))
+        self.assertEqual((full.rs_loss, full.use_biases, full.dim), ("softmax", True, 32))
+        self.assertEqual(without, MKRConfig(**{**full.to_dict(), "rs_loss": "pointwise"}))
+        paper = reproduction.config("music", reproduce.VARIANTS[0], seed=1)
+        self.assertEqual(paper, MKRConfig.for_dataset("music", preset="paper", seed=1))
+
+    def test_each_preset_is_compared_with_what_it_must_beat(self):
+        plan = reproduce.Plan(datasets=("music",), baselines=("popularity", "itemknn"))
+        reproduction = reproduce.Reproduction(plan, self.create_tempdir().full_path, ".", ".")
+        names = ["MKR", "MKR w/o KGE", "MKR (recommended)", "MKR (recommended) w/o KGE",
+                 "MKR (recommended) w/o residual", "popularity", "itemknn", "MKR-DCN"]
+        self.assertEqual(reproduction.compared_pairs(names), [
+            ("MKR", "popularity"), ("MKR", "itemknn"), ("MKR", "MKR w/o KGE"),
+            ("MKR (recommended)", "popularity"), ("MKR (recommended)", "itemknn"),
+            ("MKR (recommended)", "MKR (recommended) w/o KGE"), ("MKR (recommended)", "MKR"),
+            ("MKR (recommended)", "MKR (recommended) w/o residual")])
 
 
 if __name__ == "__main__":

@@ -183,7 +183,8 @@ class TrainingOptionsTest(tf.test.TestCase):
     def _train(self, **options):
         ratings, kg = two_taste_dataset(n_users=80)
         dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
-        config = MKRConfig(n_epochs=2, batch_size=64, lr_rs=0.01, kge_interval=1, seed=1, **options)
+        config = MKRConfig(**{**dict(n_epochs=2, batch_size=64, lr_rs=0.01, kge_interval=1,
+                                     seed=1), **options})
         return trainer.train(config, dataset, self.create_tempdir().full_path, "two_taste",
                              log=lambda _: None)
 
@@ -191,7 +192,7 @@ class TrainingOptionsTest(tf.test.TestCase):
         paper = self._train()
         for options in ({"rs_negatives": 2}, {"init_scale": 0.1}, {"use_biases": True},
                         {"residual": True}, {"tie_item_entity": True}, {"rs_loss": "softmax"},
-                        {"kge_negatives": 2}):
+                        {"kge_negatives": 2}, {"history_length": 8}):
             with self.subTest(**options):
                 first, again = self._train(**options), self._train(**options)
                 self.assertEqual(first["history"][-1]["test_auc"], again["history"][-1]["test_auc"])
@@ -210,6 +211,15 @@ class TrainingOptionsTest(tf.test.TestCase):
             self.assertEqual(runs[0]["history"][-1][key], runs[1]["history"][-1][key])
         with self.assertRaisesRegex(ValueError, "rs_negatives has no effect"):
             MKRConfig(rs_loss="softmax", rs_negatives=2)
+
+    def test_select_on_auc_plus_ndcg_keeps_the_epoch_of_the_best_sum(self):
+        results = self._train(select_on="auc+ndcg@10", n_epochs=3)
+        sums = [r["eval_auc"] + r["eval_ndcg@10"] for r in results["history"]]
+        self.assertEqual(results["best_epoch"], int(np.argmax(sums)) + 1)
+        best = results["history"][results["best_epoch"] - 1]
+        self.assertEqual(results["eval_ndcg@10"], best["eval_ndcg@10"])
+        self.assertEqual(results["test_auc"], best["test_auc"])
+        self.assertNotIn("eval_ndcg@10", self._train()["history"][0])
 
     def test_init_scale_sets_the_rows_scale(self):
         ratings, kg = two_taste_dataset()
