@@ -37,7 +37,7 @@ def main(argv):
                 data = mkr_data.load_dataset(name, data_dir, cache_dir, seed, log=lambda _: None)
                 config = MKRConfig.for_dataset(name, seed=seed, optimizer=optimizer)
                 run_dir = os.path.join(FLAGS.runs_dir, name, optimizer, f"seed{seed}")
-                results.append(trainer.train(config, data, run_dir, name, log=lambda _: None))
+                results.append(trainer.train(config, data, run_dir, name, log=lambda _: None).results)
                 print(f"{name} {optimizer} seed {seed}: test AUC {results[-1]['test_auc']:.4f} "
                       f"ACC {results[-1]['test_acc']:.4f} train {results[-1]['train_seconds']:.1f}s",
                       flush=True)

@@ -62,17 +62,17 @@ def _child_ours(dataset: str, workdir: str, extra_flags: list[str]) -> dict:
     import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     tf_import = time.perf_counter() - start
     # pylint: disable=import-outside-toplevel
-    from mkr_tf import data as mkr_data, distribute, export, summaries, train, trainer
+    from mkr_tf import data as mkr_data, engine, export, model as mkr_model, runs, summaries, train, trainer
     package_import = time.perf_counter() - start - tf_import
     timers = collections.defaultdict(list)
     steps = collections.defaultdict(list)
     _timed(mkr_data, "load_dataset", timers, "data")
-    _timed(trainer, "build_model", timers, "build")
+    _timed(mkr_model, "build_model", timers, "build")
     _timed(trainer, "train", timers, "train_call")
     for task, method in (("rs", "rec_epoch"), ("kge", "kg_epoch")):
-        _timed(distribute.LocalRunner, method, timers, task,
+        _timed(engine.LocalRunner, method, timers, task,
                on_result=lambda result, task=task: steps[task].append(int(result["steps"])))
-    _timed(distribute.LocalRunner, "predict", timers, "predict")
+    _timed(engine.LocalRunner, "predict", timers, "predict")
     _timed(summaries.TopKCallback, "on_epoch_end", timers, "topk")
     _timed(summaries.TopKCallback, "on_train_end", timers, "topk_final")
     # Whichever the command line calls: export_run reloads the run, export_model does not.
@@ -86,7 +86,7 @@ def _child_ours(dataset: str, workdir: str, extra_flags: list[str]) -> dict:
     except SystemExit as exit_:
         if exit_.code:
             raise
-    results = json.loads(pathlib.Path(run_dir, trainer.RESULTS_FILE).read_text())
+    results = json.loads(pathlib.Path(run_dir, runs.RESULTS_FILE).read_text())
     return {"tf_import": tf_import, "package_import": package_import, "timers": timers,
             "steps": steps, "trace_seconds": results.get("trace_seconds"),
             "train_seconds": results["train_seconds"], "test_auc": results["test_auc"],

@@ -34,6 +34,9 @@ from absl import flags
 
 from mkr_tf import data as mkr_data
 from mkr_tf import distribute
+from mkr_tf import engine
+from mkr_tf import model as mkr_model
+from mkr_tf import runs
 from mkr_tf import scale_data
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
@@ -88,8 +91,8 @@ def measure() -> dict:
     config = MKRConfig(batch_size=FLAGS.batch_size, optimizer=FLAGS.optimizer, lr_rs=0.02,
                        lr_kge=0.01)
     with distribute.scope(strategy):
-        model = trainer.build_model(config, data)
-    runner = distribute.make_runner(strategy, model)
+        model = mkr_model.build_model(config, data)
+    runner = engine.make_runner(strategy, model)
     # Traces the epoch graphs (a whole-batch loop, and a last smaller batch where there is one).
     runner.rec_epoch(data.train[:4 * FLAGS.batch_size + 1], FLAGS.batch_size)
     runner.kg_epoch(data.kg[:4 * FLAGS.batch_size + 1], FLAGS.batch_size)

@@ -16,6 +16,7 @@ from absl import flags
 
 from mkr_tf import data as mkr_data
 from mkr_tf import metrics
+from mkr_tf import model as mkr_model
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
@@ -27,7 +28,7 @@ FLAGS = flags.FLAGS
 
 
 def time_evaluation(data: mkr_data.MKRData, name: str, use_inner_product: bool) -> dict:
-    model = trainer.build_model(
+    model = mkr_model.build_model(
         MKRConfig.for_dataset(name, seed=FLAGS.seed, use_inner_product=use_inner_product), data)
     start = time.perf_counter()
     evaluator = metrics.TopKEvaluator(data.train, data.test, data.n_items)

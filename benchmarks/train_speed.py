@@ -14,6 +14,7 @@ from absl import flags
 import tensorflow as tf
 
 from mkr_tf import data as mkr_data
+from mkr_tf import model as mkr_model
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
@@ -28,7 +29,7 @@ def time_dataset(name: str, optimizer: str) -> dict:
     data = mkr_data.load_dataset(name, data_dir, os.path.expanduser("~/.mkr_tf/cache"), seed=0,
                                  log=lambda _: None)
     config = MKRConfig.for_dataset(name, optimizer=optimizer)
-    model = trainer.build_model(config, data)
+    model = mkr_model.build_model(config, data)
     batch_size = tf.constant(config.batch_size, tf.int64)
     rs_seconds, kge_seconds = [], []
     for epoch in range(FLAGS.epochs + 1):

@@ -25,6 +25,7 @@ import scipy.sparse
 
 from mkr_tf import cli
 from mkr_tf import data as mkr_data
+from mkr_tf import errors
 from mkr_tf import lazy
 from mkr_tf import metrics
 from mkr_tf.config import BASELINES, MKRConfig
@@ -210,7 +211,7 @@ def _define_flags() -> None:
 def _main():
     unknown = sorted(set(FLAGS.baselines) - set(NAMES))
     if unknown:
-        raise ValueError(f"unknown baseline {unknown[0]!r}: choose from {', '.join(NAMES)}")
+        raise errors.ConfigError(f"unknown baseline {unknown[0]!r}: choose from {', '.join(NAMES)}")
     # The config's own checks, so that the split is the one mkr_tf.train would make.
     MKRConfig(seed=FLAGS.seed, train_ratio=FLAGS.train_ratio, cold_items=FLAGS.cold_items)
     quiet = FLAGS.json

@@ -17,9 +17,9 @@ import pandas as pd
 
 import data_prep
 from data_prep import DataError
+from data_prep import processed
 
-RATINGS_FILE = "ratings_final.txt"
-KG_FILE = "kg_final.txt"
+RATINGS_FILE, KG_FILE = processed.RATINGS_FILE, processed.KG_FILE
 KNOWN_DATASETS = ("synthetic", "movie", "book", "music", "recbole")
 # Tables are sized max id + 1; an id beyond this is a corrupt file, not a catalogue, and would
 # otherwise surface as an out-of-memory crash deep inside TensorFlow.
@@ -321,13 +321,8 @@ def load_processed(directory: os.PathLike, seed: int, log=logging.info,
 
 
 def write_processed(directory: os.PathLike, ratings: np.ndarray, kg: np.ndarray) -> None:
-    """Writes the processed format; each file appears whole or not at all."""
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, table in ((RATINGS_FILE, ratings), (KG_FILE, kg)):
-        temporary = directory / f".{name}.tmp"
-        np.savetxt(temporary, table, fmt="%d", delimiter="\t")
-        os.replace(temporary, directory / name)
+    """Writes the processed format (`data_prep.processed`); each file appears whole or not at all."""
+    processed.write(directory, ratings, kg)
 
 
 def shuffled(rows: np.ndarray, seed) -> np.ndarray:

@@ -42,7 +42,7 @@ class EvaluateTest(tf.test.TestCase):
             config, dataset, cls.run_dir, "tiny", log=lambda _: None,
             callbacks=[summaries.TopKCallback(every=2)],
             data_source={"data_dir": str(root / "data"), "cache_dir": str(cache_dir),
-                         "prepare_options": {}})
+                         "prepare_options": {}}).results
 
     def test_best_weights_give_the_training_figures(self):
         evaluation = evaluate.evaluate_run(runs.load_run(self.run_dir))
