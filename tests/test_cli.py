@@ -39,7 +39,7 @@ _READS_DATA = {
     "mkr_tf.train": lambda flags: flags.get("dataset", "synthetic") == "synthetic",
     "mkr_tf.reproduce": lambda flags: "quick" in flags,
     "mkr_tf.baselines": lambda flags: flags.get("dataset", "synthetic") == "synthetic",
-    "data_prep": lambda flags: "no_download" in flags,  # fails offline with placement advice
+    "data_prep": lambda flags: "nodownload" in flags,  # fails offline with placement advice
     "benchmarks/train_speed.py": lambda flags: False,
     "benchmarks/paper_table.py": lambda flags: False,
     "benchmarks/topk_speed.py": lambda flags: False,
