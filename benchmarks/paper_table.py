@@ -12,6 +12,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from mkr_tf import cli
 from mkr_tf import data as mkr_data
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
@@ -27,8 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    data_dir = os.environ.get("MKR_DATA_DIR", os.path.expanduser("~/.mkr_tf/data"))
-    cache_dir = os.path.expanduser("~/.mkr_tf/cache")
+    data_dir, cache_dir = cli.default_folders()
     rows = []
     for name in FLAGS.datasets:
         for optimizer in FLAGS.optimizers:

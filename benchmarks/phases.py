@@ -129,10 +129,12 @@ def _processed_folder(dataset: str) -> pathlib.Path:
     """The folder of ratings_final.txt and kg_final.txt our loader reads or prepares."""
     sys.path.insert(0, os.getcwd())
     import data_prep  # pylint: disable=import-outside-toplevel
-    data_dir = pathlib.Path(os.environ.get("MKR_DATA_DIR") or os.path.expanduser("~/.mkr_tf/data"))
+    from mkr_tf import cli  # pylint: disable=import-outside-toplevel
+    data_dir, cache_dir = cli.default_folders()
+    data_dir = pathlib.Path(data_dir)
     if (data_dir / dataset / "ratings_final.txt").is_file():
         return data_dir / dataset
-    return pathlib.Path(data_prep.prepare(dataset, data_dir, os.path.expanduser("~/.mkr_tf/cache"),
+    return pathlib.Path(data_prep.prepare(dataset, data_dir, cache_dir,
                                           seed=0, log=lambda _: None))
 
 

@@ -22,7 +22,7 @@ KG_FILE = "kg_final.txt"
 def write_table(path: os.PathLike, chunks: Iterable[np.ndarray]) -> int:
     """Writes the integer rows of `chunks`, one after another, to `path`; returns the row count.
 
-    Chunks let a table larger than memory be written piece by piece (`mkr_tf.scale_data`).
+    Chunks let a table larger than memory be written piece by piece (`mkr_tf.generate_data`).
     """
     n_rows = 0
     with files.replacing(path) as temporary, open(temporary, "w") as file:

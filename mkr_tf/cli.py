@@ -183,7 +183,7 @@ def command_help(module) -> str:
     """`module`'s docstring, then the flags of every module but absl's own, with their defaults.
 
     absl's own `--help` lists only the flags of `__main__`, which is an installed console
-    script's wrapper (no flags) or, for `python -m mkr_tf.synthetic`, a module that defines none.
+    script's wrapper (no flags).
     """
     # module_help's first line names the module (a file path for `python -m`); the flags follow.
     listings = [flags.FLAGS.module_help(name).strip().partition("\n")[2]

@@ -263,13 +263,10 @@ def predict(model, ratings: np.ndarray) -> np.ndarray:
     return LocalRunner(model).predict(ratings)
 
 
-class SynchronousRunner:
-    """mirrored and multi_worker: all replicas step together on shares of each global batch.
-
-    Each worker trains on the same rows in the same order (the trainer's seeded shuffles), so
-    a global batch is what one process would train on, and the replicas' summed gradients are
-    that batch's: results match the default strategy's up to float summation order.
-    """
+class _StrategyRunner:
+    """What the runners of tf.distribute strategies share: one distributed step per task, each
+    in an `epoch_function` that the subclass's `_run_epoch(epoch, rows, batch_size,
+    output_names)` calls on parts of an epoch's rows, as its strategy needs."""
 
     def __init__(self, strategy: tf.distribute.Strategy, model,
                  summaries: StepSummaries | None = None):
@@ -290,6 +287,15 @@ class SynchronousRunner:
 
     def kg_epoch(self, rows: np.ndarray, batch_size: int) -> dict[str, Any]:
         return self._run_epoch(self._kg_epoch, rows, batch_size, KG_OUTPUTS)
+
+
+class SynchronousRunner(_StrategyRunner):
+    """mirrored and multi_worker: all replicas step together on shares of each global batch.
+
+    Each worker trains on the same rows in the same order (the trainer's seeded shuffles), so
+    a global batch is what one process would train on, and the replicas' summed gradients are
+    that batch's: results match the default strategy's up to float summation order.
+    """
 
     def _run_epoch(self, epoch, rows, batch_size, output_names):
         # A collective op in a graph loop keeps its first iteration's shapes for every later
@@ -313,7 +319,7 @@ class SynchronousRunner:
         return self.strategy.gather(self.strategy.run(replica_predict, args=(users, items)), axis=0)
 
 
-class ParameterServerRunner:
+class ParameterServerRunner(_StrategyRunner):
     """parameter_server: the chief schedules closures of STEPS_PER_CLOSURE steps on free workers.
 
     Each closure gets its rows from the chief: consecutive batches of the epoch's shuffled rows,
@@ -332,23 +338,9 @@ class ParameterServerRunner:
             raise errors.ConfigError(f"min_shard_bytes is so small that the partitioner splits "
                              f"{', '.join(split)} too; only embedding tables can be sharded, "
                              f"so raise it above their size")
-        self.strategy, self.model = strategy, model
-        self.coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
         # Traced on the chief, run on the workers: no step summaries (see epoch_loop).
-        self._rec_epoch = epoch_function(
-            _distributed_step(strategy, model.rec_update, RS_COLUMNS, RS_OUTPUTS), RS_OUTPUTS)
-        self._kg_epoch = epoch_function(
-            _distributed_step(strategy, model.kg_update, KG_COLUMNS, KG_OUTPUTS), KG_OUTPUTS)
-
-    def trace(self) -> None:
-        """Nothing ahead: these graphs are traced by their first call, on real batches (a
-        collective keeps the shapes it first sees)."""
-
-    def rec_epoch(self, rows: np.ndarray, batch_size: int) -> dict[str, Any]:
-        return self._run_epoch(self._rec_epoch, rows, batch_size, RS_OUTPUTS)
-
-    def kg_epoch(self, rows: np.ndarray, batch_size: int) -> dict[str, Any]:
-        return self._run_epoch(self._kg_epoch, rows, batch_size, KG_OUTPUTS)
+        super().__init__(strategy, model)
+        self.coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
 
     def _run_epoch(self, epoch, rows, batch_size, output_names):
         size = tf.constant(batch_size, tf.int64)

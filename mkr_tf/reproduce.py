@@ -462,8 +462,7 @@ def _define_flags() -> None:
     flags.DEFINE_boolean("quick", False,
                          "Smoke test: synthetic data, seeds 1 and 2, 2 epochs, MKR with and "
                          "without KGE, ratio 0.5.")
-    flags.DEFINE_string("data_dir", None, "Default: $MKR_DATA_DIR, else ~/.mkr_tf/data.")
-    flags.DEFINE_string("cache_dir", None, "Default: ~/.mkr_tf/cache.")
+    cli.define_folder_flags()
 
 
 def _main():
@@ -489,8 +488,7 @@ def _main():
                     baselines=tuple(FLAGS.baselines), cold_items=FLAGS.cold_items,
                     sparsity_dataset=FLAGS.sparsity_dataset or None)
     output_dir = FLAGS.output_dir or (QUICK_OUTPUT_DIR if FLAGS.quick else DEFAULT_OUTPUT_DIR)
-    reproduction = Reproduction(plan, output_dir, FLAGS.data_dir or cli.default_data_dir(),
-                                FLAGS.cache_dir or cli.default_cache_dir(), force=FLAGS.force,
+    reproduction = Reproduction(plan, output_dir, *cli.folders_from_flags(), force=FLAGS.force,
                                 log=lambda line: print(line, flush=True))
     command = "python -m mkr_tf.reproduce " + " ".join(sys.argv[1:])
     runs = reproduction.run_all()

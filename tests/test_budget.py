@@ -42,7 +42,7 @@ class BudgetTest(tf.test.TestCase):
         dataset = small_dataset()
         # The case: --dim=30000 ended in an out-of-memory traceback.
         with mock.patch.object(budget, "available_memory_bytes", return_value=16 * 1024**3), \
-                mock.patch.object(trainer, "build_model") as build_model:
+                mock.patch.object(mkr_model, "build_model") as build_model:
             with self.assertRaisesRegex(
                     errors.ResourceError, r"^the model needs 67\.2 GB of memory \(weights "
                                           r"13\.4 GB and the optimizers. slots\), more than "

@@ -1,6 +1,6 @@
 r"""Synthetic datasets of any size in MKR's processed format, generated and written in chunks.
 
-  python -m mkr_tf.scale_data --output_dir=data/scale20m --users=1000000 --items=100000 \
+  python -m mkr_tf.generate_data --output_dir=data/scale20m --users=1000000 --items=100000 \
       --interactions=20000000 --triples=2000000
   MKR_DATA_DIR=data python -m mkr_tf.train --dataset=scale20m --batch_size=4096
 
@@ -27,7 +27,6 @@ from typing import Callable, Iterator
 
 from absl import flags
 import numpy as np
-import pandas as pd
 
 from data_prep import processed
 from mkr_tf import cli
@@ -186,7 +185,7 @@ def _main():
 
 def run():
     """Console-script entry point."""
-    cli.run("mkr_tf.scale_data", _main, _define_flags)
+    cli.run("mkr_tf.generate_data", _main, _define_flags)
 
 
 if __name__ == "__main__":
