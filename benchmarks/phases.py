@@ -62,7 +62,8 @@ def _child_ours(dataset: str, workdir: str, extra_flags: list[str]) -> dict:
     import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     tf_import = time.perf_counter() - start
     # pylint: disable=import-outside-toplevel
-    from mkr_tf import data as mkr_data, engine, export, model as mkr_model, runs, summaries, train, trainer
+    from mkr_tf import data as mkr_data, engine, export, model as mkr_model, runs, train, trainer
+    from mkr_tf import callbacks as mkr_callbacks
     package_import = time.perf_counter() - start - tf_import
     timers = collections.defaultdict(list)
     steps = collections.defaultdict(list)
@@ -73,8 +74,8 @@ def _child_ours(dataset: str, workdir: str, extra_flags: list[str]) -> dict:
         _timed(engine.LocalRunner, method, timers, task,
                on_result=lambda result, task=task: steps[task].append(int(result["steps"])))
     _timed(engine.LocalRunner, "predict", timers, "predict")
-    _timed(summaries.TopKCallback, "on_epoch_end", timers, "topk")
-    _timed(summaries.TopKCallback, "on_train_end", timers, "topk_final")
+    _timed(mkr_callbacks.TopKCallback, "on_epoch_end", timers, "topk")
+    _timed(mkr_callbacks.TopKCallback, "on_train_end", timers, "topk_final")
     # Whichever the command line calls: export_run reloads the run, export_model does not.
     _timed(export, "export_run", timers, "export_run")
     _timed(export, "export_model", timers, "export_model")

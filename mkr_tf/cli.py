@@ -11,7 +11,7 @@ TensorFlow's start-up logs quiet, and turns the errors `errors` lists into one l
 import dataclasses
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from absl import app
 from absl import flags
@@ -27,14 +27,15 @@ HELP_ARGUMENTS = ("-h", "-?", "--help", "--helpshort", "--helpfull")
 _QUIET_TENSORFLOW = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def run(name: str, body: Callable[[], None], define_flags: Callable[[], None] | None = None) -> None:
+def run(name: str, body: Callable[[], None],
+        define_flags: Callable[[], None] | None = None) -> None:
     """Defines the command's flags, parses the command line and runs `body`.
 
     An `errors.MKRError`, an `OSError` or a TensorFlow resource error (a full disk, a failed
     allocation) ends the command with `<name>: error: <message>` on one line of stderr and exit
     code 2, no traceback (a `--verbose` flag, where the command defines one, shows it); any
-    other exception is a bug and shows its traceback. Ctrl-C ends it with `<name>: <message>` (what was saved,
-    for `errors.Interrupted`) and exit code 130. TensorFlow's start-up lines and routine INFO
+    other exception is a bug and shows its traceback. Ctrl-C ends it with `<name>: <message>`
+    (what was saved, for `errors.Interrupted`) and exit code 130. TensorFlow's start-up lines and routine INFO
     logs are silenced unless `--verbose`; for that the command must not import TensorFlow before
     `body` runs (see `mkr_tf.lazy`). `--help` prints the command's docstring and flags and exits
     0, before anything heavy is imported.
@@ -85,7 +86,8 @@ def one_line(error: BaseException) -> str:
     message = getattr(error, "message", None) if not isinstance(error, errors.MKRError) else None
     if message:
         return message.strip().splitlines()[0]
-    return " ".join(line.strip() for line in str(error).strip().splitlines()) or type(error).__name__
+    lines = (line.strip() for line in str(error).strip().splitlines())
+    return " ".join(lines) or type(error).__name__
 
 
 def default_folders() -> tuple[str, str]:
@@ -205,14 +207,15 @@ _FLAG_DEFINERS = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
                   bool: flags.DEFINE_boolean, str: flags.DEFINE_string}
 
 
-def define_config_flags(exclude: tuple[str, ...] = ()) -> None:
-    """One flag per `MKRConfig` field but `exclude`, with the field's help text and choices.
+def define_config_flags(names: Sequence[str] | None = None) -> None:
+    """One flag per `MKRConfig` field (or per field in `names`), with the field's help text and
+    choices.
 
     A field that each dataset's preset sets defaults to None, which leaves the preset in force;
     the others default to the field's default. Values are checked by `MKRConfig` itself.
     """
     for field in dataclasses.fields(mkr_config.MKRConfig):
-        if field.name in exclude:
+        if names is not None and field.name not in names:
             continue
         preset = field.metadata["preset"]
         default = None if preset else field.default

@@ -17,7 +17,7 @@ class ConfigError(MKRError, ValueError):
 
 
 class DataError(MKRError, ValueError):
-    """A data file that is missing, unreadable or malformed; the message names file, line and value."""
+    """A data file that is missing, unreadable or malformed; the message names file, line, value."""
 
 
 class TrainingError(MKRError, RuntimeError):

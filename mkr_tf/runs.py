@@ -4,13 +4,13 @@
     results.json      the figures (`trainer.train`)
     best.weights.h5   the weights of the best-eval epoch
     checkpoints/      the last epochs' checkpoints, to resume from
-    logs/             TensorBoard logs (`summaries`), unless --logdir puts them elsewhere
+    logs/             TensorBoard logs (`callbacks`), unless --logdir puts them elsewhere
     evaluation.json   what `mkr_tf.evaluate` measured, when it ran
 
-Each file appears whole or not at all (`mkr_tf.files`). A run folder is marked as one by `run.json`, which names the run's dataset and settings. Training
-refuses a non-empty folder without it (the user's own files could be named results.json), takes
-an exclusive lock on the folder for as long as it writes there, and removes checkpoint files
-that a killed save left. `--overwrite` removes what a run wrote, and only that, to start afresh.
+Each file appears whole or not at all (`mkr_tf.files`). Training refuses a non-empty folder
+without run.json (the user's own files could be named results.json), takes an exclusive lock
+on the folder for as long as it writes there, and removes checkpoint files that a killed save
+left. `--overwrite` removes what a run wrote, and only that, to start afresh.
 """
 
 from __future__ import annotations  # MKR, MKRData in annotations: imported on use
@@ -215,6 +215,10 @@ class Run:
     config: MKRConfig
     data: mkr_data.MKRData
     model: MKR
+
+
+# The settings that decide the split a run trains and is evaluated on.
+PROTOCOL_SETTINGS = ("seed", "train_ratio", "cold_items")
 
 
 def protocol_data(config: MKRConfig, data: mkr_data.MKRData) -> mkr_data.MKRData:

@@ -34,7 +34,7 @@ from mkr_tf import runs
 distribute = lazy.load("mkr_tf.distribute")
 export = lazy.load("mkr_tf.export")
 progress = lazy.load("mkr_tf.progress")
-summaries = lazy.load("mkr_tf.summaries")
+mkr_callbacks = lazy.load("mkr_tf.callbacks")
 trainer = lazy.load("mkr_tf.trainer")
 
 FLAGS = flags.FLAGS
@@ -122,7 +122,7 @@ def _main():
     log_line(budget.plan(config, data).describe())
     # Other multi_worker workers train in step with the chief but write nothing.
     console = progress.ProgressCallback(quiet=FLAGS.quiet)
-    callbacks = summaries.training_callbacks(
+    callbacks = mkr_callbacks.training_callbacks(
         run_dir, logdir=FLAGS.logdir, topk_every=FLAGS.topk_every,
         summary_every_steps=FLAGS.summary_every_steps) if chief else []
     # The progress callback prints the epoch lines above its bar.

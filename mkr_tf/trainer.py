@@ -114,11 +114,12 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
 
     Returns the `runs.Run`: the trained model with the best weights, the data it was trained
     and evaluated on (after `config`'s protocol), and the results, also written to
-    results.json: the test figures at the epoch with the
-    best eval AUC, the last epoch's, the per-epoch history, `train_seconds`, the time spent in
-    training steps only, and `trace_seconds`, the time spent building the graphs before the
-    first epoch (XLA's compilation, with `config.jit_compile`, happens in the first steps). `data_source` (data_dir, cache_dir, prepare_options) is recorded so that
-    `runs.load_run` can rebuild the same split later.
+    results.json: the test figures at the epoch with the best eval AUC, the last epoch's, the
+    per-epoch history, `train_seconds`, the time spent in training steps only, and
+    `trace_seconds`, the time spent building the graphs before the first epoch (XLA's
+    compilation, with `config.jit_compile`, happens in the first steps). `data_source`
+    (data_dir, cache_dir, prepare_options) is recorded so that `runs.load_run` can rebuild the
+    same split later.
 
     With a `strategy` from `distribute.create_strategy`, the model is built in its scope and
     epochs and evaluation run through its `engine.make_runner`. Every multi_worker worker
@@ -128,14 +129,14 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     """
     run_dir = pathlib.Path(run_dir)
     # Before the folder is claimed, so that a mistyped --run_dir is not created.
-    if require_checkpoint and tf.train.latest_checkpoint(str(run_dir / runs.CHECKPOINT_DIR)) is None:
-        raise errors.TrainingError(f"{run_dir / runs.CHECKPOINT_DIR}: no checkpoint to resume from")
+    checkpoints = run_dir / runs.CHECKPOINT_DIR
+    if require_checkpoint and tf.train.latest_checkpoint(str(checkpoints)) is None:
+        raise errors.TrainingError(f"{checkpoints}: no checkpoint to resume from")
     arguments = (config, data, run_dir, dataset_name, log, data_source, callbacks, patience,
                  strategy)
     if not distribute.is_chief(strategy):
         return _train(*arguments)
-    with runs.claimed(run_dir, runs.identity(dataset_name, config.to_dict()),
-                            overwrite):
+    with runs.claimed(run_dir, runs.identity(dataset_name, config.to_dict()), overwrite):
         return _train(*arguments)
 
 

@@ -343,9 +343,9 @@ class TestCache:
         assert changed != base and not any("up to date" in message for message in messages)
 
     def test_failed_write_leaves_nothing_behind(self, tmp_path, monkeypatch):
-        def fail(path, values):
+        def fail(directory, ratings, kg):
             raise OSError(28, "No space left on device")
-        monkeypatch.setattr(pipeline, "_write_table", fail)
+        monkeypatch.setattr(pipeline.processed, "write", fail)
         with pytest.raises(data_prep.DataError, match="cannot write the cache"):
             prepare("movie", write_movie(tmp_path / "data"), tmp_path / "cache")
         assert list((tmp_path / "cache" / "movie").iterdir()) == []

@@ -7,12 +7,12 @@ from unittest import mock
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import callbacks as mkr_callbacks
 from mkr_tf import data
 from mkr_tf import engine
 from mkr_tf import errors
 from mkr_tf import model as mkr_model
 from mkr_tf import runs
-from mkr_tf import summaries
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
@@ -150,7 +150,7 @@ class TrainTest(tf.test.TestCase):
                 run_dir = self.create_tempdir().full_path
                 runners = []
                 # TensorBoard's step scalars and top-K run too: the graphs capture their state.
-                callbacks = summaries.training_callbacks(run_dir, summary_every_steps=2)
+                callbacks = mkr_callbacks.training_callbacks(run_dir, summary_every_steps=2)
                 config = MKRConfig(n_epochs=3, batch_size=64, kge_interval=1,
                                    jit_compile=jit_compile)
                 make_runner = engine.make_runner

@@ -13,13 +13,13 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
+from mkr_tf import callbacks as mkr_callbacks
 from mkr_tf import data
 from mkr_tf import engine
 from mkr_tf import metrics
 from mkr_tf import model as mkr_model
 from mkr_tf import progress
 from mkr_tf import runs
-from mkr_tf import summaries
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 from tests.test_trainer import two_taste_dataset
@@ -58,14 +58,14 @@ class TrainingSummariesTest(tf.test.TestCase):
         for n_epochs in (2, 3):
             config = MKRConfig(n_epochs=n_epochs, dim=8, batch_size=32, lr_rs=0.01,
                                lr_kge=0.01, kge_interval=1, seed=1)
-            callbacks = summaries.training_callbacks(
+            callbacks = mkr_callbacks.training_callbacks(
                 cls.run_dir, summary_every_steps=SUMMARY_EVERY_STEPS)
             # The runner records which step summaries the epoch graphs were built with.
             with mock.patch.object(engine, "make_runner", side_effect=cls._record_runner):
                 run = trainer.train(config, cls.dataset, cls.run_dir, "two_taste",
                                     log=lambda _: None, callbacks=callbacks)
             cls.results = run.results
-        cls.scalars, cls.accumulator = read_scalars(cls.run_dir / summaries.LOGS_SUBDIR)
+        cls.scalars, cls.accumulator = read_scalars(cls.run_dir / mkr_callbacks.LOGS_SUBDIR)
 
     def test_writes_every_tag_with_finite_values(self):
         expected = {f"step/{name}" for name in (
