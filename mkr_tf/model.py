@@ -7,6 +7,7 @@ from mkr_tf import errors
 from mkr_tf import layers as mkr_layers
 from mkr_tf import optimizers as mkr_optimizers
 
+
 def check_ids(ids, table_size, name):
     """`ids` as int64, or an InvalidArgumentError naming the first id outside [0, table_size)."""
     ids = tf.cast(ids, tf.int64)
