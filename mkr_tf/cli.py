@@ -217,6 +217,10 @@ def define_config_flags(names: Sequence[str] | None = None) -> None:
     for field in dataclasses.fields(mkr_config.MKRConfig):
         if names is not None and field.name not in names:
             continue
+        if "help" not in field.metadata:
+            # A programming error, for the developer adding the field: a traceback, not exit 2.
+            raise TypeError(f"MKRConfig.{field.name} has no help text: declare it with "
+                            f"config._field, which gives its flag")
         preset = field.metadata["preset"]
         default = None if preset else field.default
         help_text = _with_presets(field.name, field.metadata["help"])

@@ -119,7 +119,7 @@ class MKRConfig:
         if not 0 <= self.cold_items < 1:
             raise errors.ConfigError(f"cold_items must be in [0, 1), got {self.cold_items!r}")
         for field in dataclasses.fields(self):
-            choices = field.metadata["choices"]
+            choices = field.metadata.get("choices")
             if choices is not None and getattr(self, field.name) not in choices:
                 raise errors.ConfigError(f"{field.name} must be one of {choices}, got "
                                          f"{getattr(self, field.name)!r}")
@@ -139,4 +139,4 @@ class MKRConfig:
     def model_arguments(self) -> dict[str, Any]:
         """The settings that are `MKR`'s arguments, by name."""
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-                if field.metadata["model"]}
+                if field.metadata.get("model")}
