@@ -44,7 +44,7 @@ setuptools.setup(
             "mkr-reproduce=mkr_tf.reproduce:run",
             "mkr-export=mkr_tf.export:run",
             "mkr-recommend=mkr_tf.recommend:run",
-            "mkr-scale-data=mkr_tf.scale_data:run",
+            "mkr-generate-data=mkr_tf.generate_data:run",
         ],
     },
     license="Apache-2.0",

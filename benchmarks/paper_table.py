@@ -12,11 +12,12 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from mkr_tf import cli
 from mkr_tf import data as mkr_data
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
+from mkr_tf.reproduce import PAPER_RESULTS
 
-PAPER_RESULTS = {"movie": (0.917, 0.843), "book": (0.734, 0.704), "music": (0.797, 0.752)}
 
 flags.DEFINE_list("datasets", ["book", "music"], "Datasets.")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds.")
@@ -27,8 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    data_dir = os.environ.get("MKR_DATA_DIR", os.path.expanduser("~/.mkr_tf/data"))
-    cache_dir = os.path.expanduser("~/.mkr_tf/cache")
+    data_dir, cache_dir = cli.default_folders()
     rows = []
     for name in FLAGS.datasets:
         for optimizer in FLAGS.optimizers:
@@ -37,7 +37,8 @@ def main(argv):
                 data = mkr_data.load_dataset(name, data_dir, cache_dir, seed, log=lambda _: None)
                 config = MKRConfig.for_dataset(name, seed=seed, optimizer=optimizer)
                 run_dir = os.path.join(FLAGS.runs_dir, name, optimizer, f"seed{seed}")
-                results.append(trainer.train(config, data, run_dir, name, log=lambda _: None))
+                run = trainer.train(config, data, run_dir, name, log=lambda _: None)
+                results.append(run.results)
                 print(f"{name} {optimizer} seed {seed}: test AUC {results[-1]['test_auc']:.4f} "
                       f"ACC {results[-1]['test_acc']:.4f} train {results[-1]['train_seconds']:.1f}s",
                       flush=True)

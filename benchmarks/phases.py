@@ -62,19 +62,20 @@ def _child_ours(dataset: str, workdir: str, extra_flags: list[str]) -> dict:
     import tensorflow  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     tf_import = time.perf_counter() - start
     # pylint: disable=import-outside-toplevel
-    from mkr_tf import data as mkr_data, distribute, export, summaries, train, trainer
+    from mkr_tf import data as mkr_data, engine, export, model as mkr_model, runs, train, trainer
+    from mkr_tf import callbacks as mkr_callbacks
     package_import = time.perf_counter() - start - tf_import
     timers = collections.defaultdict(list)
     steps = collections.defaultdict(list)
     _timed(mkr_data, "load_dataset", timers, "data")
-    _timed(trainer, "build_model", timers, "build")
+    _timed(mkr_model, "build_model", timers, "build")
     _timed(trainer, "train", timers, "train_call")
     for task, method in (("rs", "rec_epoch"), ("kge", "kg_epoch")):
-        _timed(distribute.LocalRunner, method, timers, task,
+        _timed(engine.LocalRunner, method, timers, task,
                on_result=lambda result, task=task: steps[task].append(int(result["steps"])))
-    _timed(distribute.LocalRunner, "predict", timers, "predict")
-    _timed(summaries.TopKCallback, "on_epoch_end", timers, "topk")
-    _timed(summaries.TopKCallback, "on_train_end", timers, "topk_final")
+    _timed(engine.LocalRunner, "predict", timers, "predict")
+    _timed(mkr_callbacks.TopKCallback, "on_epoch_end", timers, "topk")
+    _timed(mkr_callbacks.TopKCallback, "on_train_end", timers, "topk_final")
     # Whichever the command line calls: export_run reloads the run, export_model does not.
     _timed(export, "export_run", timers, "export_run")
     _timed(export, "export_model", timers, "export_model")
@@ -86,7 +87,7 @@ def _child_ours(dataset: str, workdir: str, extra_flags: list[str]) -> dict:
     except SystemExit as exit_:
         if exit_.code:
             raise
-    results = json.loads(pathlib.Path(run_dir, trainer.RESULTS_FILE).read_text())
+    results = json.loads(pathlib.Path(run_dir, runs.RESULTS_FILE).read_text())
     return {"tf_import": tf_import, "package_import": package_import, "timers": timers,
             "steps": steps, "trace_seconds": results.get("trace_seconds"),
             "train_seconds": results["train_seconds"], "test_auc": results["test_auc"],
@@ -129,10 +130,12 @@ def _processed_folder(dataset: str) -> pathlib.Path:
     """The folder of ratings_final.txt and kg_final.txt our loader reads or prepares."""
     sys.path.insert(0, os.getcwd())
     import data_prep  # pylint: disable=import-outside-toplevel
-    data_dir = pathlib.Path(os.environ.get("MKR_DATA_DIR") or os.path.expanduser("~/.mkr_tf/data"))
+    from mkr_tf import cli  # pylint: disable=import-outside-toplevel
+    data_dir, cache_dir = cli.default_folders()
+    data_dir = pathlib.Path(data_dir)
     if (data_dir / dataset / "ratings_final.txt").is_file():
         return data_dir / dataset
-    return pathlib.Path(data_prep.prepare(dataset, data_dir, os.path.expanduser("~/.mkr_tf/cache"),
+    return pathlib.Path(data_prep.prepare(dataset, data_dir, cache_dir,
                                           seed=0, log=lambda _: None))
 
 

@@ -3,7 +3,7 @@ r"""Training at scale: examples/s as interactions grow, and with 1 and 2 local w
   python benchmarks/scale.py                         # all rows below, a few minutes on 2 cores
   python benchmarks/scale.py --sizes=1000000 --cluster_sizes=
 
-Datasets come from `mkr_tf.scale_data` with the same tables at every size (--users, 100k
+Datasets come from `mkr_tf.generate_data` with the same tables at every size (--users, 100k
 items, 2M triples), so that only the number of interactions changes; they are written once
 under --data_dir and loaded as training loads them. Each row is measured in processes of its
 own: each loads the data, builds MKR, traces on a few batches, then runs --epochs RS epochs
@@ -34,8 +34,10 @@ from absl import flags
 
 from mkr_tf import data as mkr_data
 from mkr_tf import distribute
-from mkr_tf import scale_data
-from mkr_tf import trainer
+from mkr_tf import engine
+from mkr_tf import model as mkr_model
+from mkr_tf import runs
+from mkr_tf import generate_data
 from mkr_tf.config import MKRConfig
 
 flags.DEFINE_list("sizes", ["1000000", "5000000", "20000000"],
@@ -88,8 +90,8 @@ def measure() -> dict:
     config = MKRConfig(batch_size=FLAGS.batch_size, optimizer=FLAGS.optimizer, lr_rs=0.02,
                        lr_kge=0.01)
     with distribute.scope(strategy):
-        model = trainer.build_model(config, data)
-    runner = distribute.make_runner(strategy, model)
+        model = mkr_model.build_model(config, data)
+    runner = engine.make_runner(strategy, model)
     # Traces the epoch graphs (a whole-batch loop, and a last smaller batch where there is one).
     runner.rec_epoch(data.train[:4 * FLAGS.batch_size + 1], FLAGS.batch_size)
     runner.kg_epoch(data.kg[:4 * FLAGS.batch_size + 1], FLAGS.batch_size)
@@ -113,9 +115,9 @@ def dataset(interactions: int) -> pathlib.Path:
     """The scale dataset with `interactions`, generated into --data_dir unless it is there."""
     folder = pathlib.Path(FLAGS.data_dir) / f"scale{interactions}_users{FLAGS.users}"
     if not (folder / mkr_data.KG_FILE).is_file():
-        spec = scale_data.ScaleSpec(n_users=FLAGS.users, n_items=ITEMS,
+        spec = generate_data.ScaleSpec(n_users=FLAGS.users, n_items=ITEMS,
                                     n_interactions=interactions, n_triples=TRIPLES)
-        scale_data.write(spec, folder, log=lambda line: print(f"  {line}", flush=True))
+        generate_data.write(spec, folder, log=lambda line: print(f"  {line}", flush=True))
     return folder
 
 

@@ -22,6 +22,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import cli
 from mkr_tf import data as mkr_data
 from mkr_tf import export
 from mkr_tf import trainer
@@ -31,7 +32,7 @@ flags.DEFINE_list("datasets", ["music", "book"], "Datasets to time.")
 flags.DEFINE_list("run_dirs", [], "DATASET=RUN_DIR pairs: export these finished runs instead of "
                                   "training.")
 flags.DEFINE_integer("epochs", 2, "Training epochs at the paper's settings, when not given a run.")
-flags.DEFINE_string("cache_dir", os.path.expanduser("~/.mkr_tf/cache"), "Prepared-data cache.")
+cli.define_folder_flags()
 flags.DEFINE_integer("calls", 200, "Timed one-user calls.")
 flags.DEFINE_integer("k", 10, "Items per user.")
 flags.DEFINE_integer("batch_users", 0,
@@ -40,13 +41,13 @@ FLAGS = flags.FLAGS
 
 
 def trained_run(name: str, work_dir: pathlib.Path) -> pathlib.Path:
-    data_dir = os.environ.get("MKR_DATA_DIR", os.path.expanduser("~/.mkr_tf/data"))
-    data = mkr_data.load_dataset(name, data_dir, FLAGS.cache_dir, seed=0, log=lambda _: None)
+    data_dir, cache_dir = cli.folders_from_flags()
+    data = mkr_data.load_dataset(name, data_dir, cache_dir, seed=0, log=lambda _: None)
     run_dir = work_dir / "runs" / name
     trainer.train(MKRConfig.for_dataset(name, n_epochs=FLAGS.epochs), data, run_dir, name,
                   log=lambda _: None,
                   data_source={"data_dir": os.path.abspath(data_dir),
-                               "cache_dir": os.path.abspath(FLAGS.cache_dir)})
+                               "cache_dir": cache_dir})
     return run_dir
 
 

@@ -7,27 +7,27 @@ the evaluator's set-up (index arrays), the first call (tracing included) and the
 warm calls, for the inner-product RS head and for the MLP head (--use_inner_product=false).
 """
 
-import os
 import statistics
 import time
 
 from absl import app
 from absl import flags
 
+from mkr_tf import cli
 from mkr_tf import data as mkr_data
 from mkr_tf import metrics
-from mkr_tf import trainer
+from mkr_tf import model as mkr_model
 from mkr_tf.config import MKRConfig
 
 flags.DEFINE_list("datasets", ["book", "music"], "Datasets to time.")
-flags.DEFINE_string("cache_dir", os.path.expanduser("~/.mkr_tf/cache"), "Prepared-data cache.")
+cli.define_folder_flags()
 flags.DEFINE_integer("repeats", 3, "Warm evaluations timed after the first.")
 flags.DEFINE_integer("seed", 1, "Seed of the split and the initialisation.")
 FLAGS = flags.FLAGS
 
 
 def time_evaluation(data: mkr_data.MKRData, name: str, use_inner_product: bool) -> dict:
-    model = trainer.build_model(
+    model = mkr_model.build_model(
         MKRConfig.for_dataset(name, seed=FLAGS.seed, use_inner_product=use_inner_product), data)
     start = time.perf_counter()
     evaluator = metrics.TopKEvaluator(data.train, data.test, data.n_items)
@@ -45,11 +45,11 @@ def time_evaluation(data: mkr_data.MKRData, name: str, use_inner_product: bool) 
 
 def main(argv):
     del argv
-    data_dir = os.environ.get("MKR_DATA_DIR", os.path.expanduser("~/.mkr_tf/data"))
+    data_dir, cache_dir = cli.folders_from_flags()
     print(" | ".join(("dataset", "RS head", "users", "items", "set-up s", "first call s",
                       "warm s", "users/s")))
     for name in FLAGS.datasets:
-        data = mkr_data.load_dataset(name, data_dir, FLAGS.cache_dir, FLAGS.seed,
+        data = mkr_data.load_dataset(name, data_dir, cache_dir, FLAGS.seed,
                                      log=lambda _: None)
         for use_inner_product in (True, False):
             row = time_evaluation(data, name, use_inner_product)

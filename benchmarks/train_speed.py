@@ -6,15 +6,15 @@ Prints one row per dataset and optimizer. Steady-state figures exclude the first
 which includes tracing the graph.
 """
 
-import os
 import time
 
 from absl import app
 from absl import flags
-import tensorflow as tf
 
+from mkr_tf import cli
 from mkr_tf import data as mkr_data
-from mkr_tf import trainer
+from mkr_tf import engine
+from mkr_tf import model as mkr_model
 from mkr_tf.config import MKRConfig
 
 flags.DEFINE_list("datasets", ["book", "music"], "Datasets to time.")
@@ -24,19 +24,16 @@ FLAGS = flags.FLAGS
 
 
 def time_dataset(name: str, optimizer: str) -> dict:
-    data_dir = os.environ.get("MKR_DATA_DIR", os.path.expanduser("~/.mkr_tf/data"))
-    data = mkr_data.load_dataset(name, data_dir, os.path.expanduser("~/.mkr_tf/cache"), seed=0,
-                                 log=lambda _: None)
+    data = mkr_data.load_dataset(name, *cli.default_folders(), seed=0, log=lambda _: None)
     config = MKRConfig.for_dataset(name, optimizer=optimizer)
-    model = trainer.build_model(config, data)
-    batch_size = tf.constant(config.batch_size, tf.int64)
+    runner = engine.LocalRunner(mkr_model.build_model(config, data))
     rs_seconds, kge_seconds = [], []
     for epoch in range(FLAGS.epochs + 1):
         start = time.perf_counter()
-        model.rec_epoch(tf.constant(mkr_data.shuffled(data.train, (0, epoch, 0))), batch_size)
+        runner.rec_epoch(mkr_data.shuffled(data.train, (0, epoch, 0)), config.batch_size)
         rs_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
-        model.kg_epoch(tf.constant(mkr_data.shuffled(data.kg, (0, epoch, 1))), batch_size)
+        runner.kg_epoch(mkr_data.shuffled(data.kg, (0, epoch, 1)), config.batch_size)
         kge_seconds.append(time.perf_counter() - start)
     rs = sum(rs_seconds[1:]) / FLAGS.epochs
     kge = sum(kge_seconds[1:]) / FLAGS.epochs

@@ -13,15 +13,10 @@ authors' knowledge graph) and RecBole atomic files. Entry point: `prepare`; comm
 """
 
 
-class DataError(ValueError):
-    """Bad or missing input data.
-
-    The message is one line naming the file, line and value at fault, or listing which files
-    to place where when they are missing and cannot be downloaded.
-    """
-
-
-# The submodules import DataError from here, so they are imported after it is defined.
+# Bad or missing input data: one line naming the file, line and value at fault, or listing which
+# files to place where when they are missing and cannot be downloaded. The submodules import it
+# from here.
+from mkr_tf.errors import DataError
 from data_prep.pipeline import RAW_DATASETS, format_statistics, prepare, read_meta  # noqa: E402
 
 __all__ = ["DataError", "RAW_DATASETS", "format_statistics", "prepare", "read_meta"]

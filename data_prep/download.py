@@ -20,13 +20,13 @@ import os
 import pathlib
 import posixpath
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 
 from data_prep import DataError
 from data_prep import raw
+from mkr_tf import files
 
 GROUPLENS = "https://files.grouplens.org/datasets/"
 # The authors' repository; its data/ folder holds the KG files of all three datasets and the
@@ -287,10 +287,9 @@ def _extract(archive: pathlib.Path, member: str, target: pathlib.Path, url: str)
         if not names:
             raise DataError(f"{url}: the archive has no file named {member}")
         info = min(names, key=lambda info: len(info.filename))
-        part = target.with_name(target.name + ".part")
-        with opened.open(info) as source, open(part, "wb") as destination:
+        with (files.replacing(target) as temporary, opened.open(info) as source,
+              open(temporary, "wb") as destination):
             shutil.copyfileobj(source, destination, _CHUNK_BYTES)
-    os.replace(part, target)
 
 
 def _read_manifest(path: pathlib.Path) -> dict[str, str]:
@@ -304,10 +303,7 @@ def _read_manifest(path: pathlib.Path) -> dict[str, str]:
 
 
 def _write_manifest(path: pathlib.Path, manifest: dict[str, str]) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".manifest-",
-                                     delete=False) as file:
-        json.dump(manifest, file, indent=2, sort_keys=True)
-    os.replace(file.name, path)
+    files.write_json(path, manifest)
 
 
 def _placement_message(dataset: str, names: list[str], own_dir: pathlib.Path, reason: str,

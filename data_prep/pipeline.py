@@ -33,13 +33,13 @@ from data_prep import convert
 from data_prep import download as download_lib
 from data_prep import raw
 from data_prep import recbole
+from data_prep import processed
 from data_prep import staging
 
 RAW_DATASETS = ("movie", "book", "music")
 # Part of the cache key: bump it whenever the same inputs would now give different output.
 FORMAT_VERSION = 3
-RATINGS_FILE = "ratings_final.txt"
-KG_FILE = "kg_final.txt"
+RATINGS_FILE, KG_FILE = processed.RATINGS_FILE, processed.KG_FILE
 META_FILE = "meta.json"
 _STAGING_PREFIX = ".staging-"
 STATISTICS = ("users", "items", "interactions", "entities", "relations", "triples")
@@ -223,18 +223,13 @@ def _publish(output: pathlib.Path, ratings: np.ndarray, triples: np.ndarray,
         raise DataError(f"{output.parent}: cannot write the cache: {error.strerror}") from None
     try:
         with staging.staging_folder(output.parent, _STAGING_PREFIX) as staged:
-            _write_table(staged / RATINGS_FILE, ratings)
-            _write_table(staged / KG_FILE, triples)
+            processed.write(staged, ratings, triples)
             (staged / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
             os.rename(staged, output)
     except OSError as error:
         # A concurrent run with the same inputs may have published the same output first.
         if not (output / META_FILE).is_file():
             raise DataError(f"{output}: cannot write the cache: {error}") from None
-
-
-def _write_table(path: pathlib.Path, values: np.ndarray) -> None:
-    pd.DataFrame(values).to_csv(path, sep="\t", header=False, index=False, lineterminator="\n")
 
 
 def _sha256(path: pathlib.Path) -> str:

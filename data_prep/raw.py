@@ -116,7 +116,7 @@ class Table:
 
     def line_of(self, row: int) -> int:
         """1-based line number in the file of data row `row`."""
-        return _line_of(self.path, row + (self.header is not None))
+        return line_of(self.path, row + (self.header is not None))
 
     def fail(self, row: int, problem: str) -> DataError:
         """A DataError for data row `row`, quoting the line."""
@@ -215,7 +215,7 @@ def read_table(path: os.PathLike, *, separator: str, n_fields: int | None,
     frame.columns = range(frame.shape[1])
     table = Table(path, frame, header)
     if n_fields is not None and frame.shape[1] != n_fields:
-        line = _line_of(path, 0)
+        line = line_of(path, 0)
         raise DataError(
             f"{path}, line {line}: expected {n_fields} {_separator_name(separator)}-separated "
             f"fields, found {frame.shape[1]}: {_quote_line(path, line)}")
@@ -287,7 +287,7 @@ def read_ratings(dataset: str, path: os.PathLike) -> tuple[np.ndarray, np.ndarra
     if layout.header is not None:
         found = [name.strip().lower() for name in table.header]
         if found != [name.lower() for name in layout.header]:
-            line = _line_of(table.path, 0)
+            line = line_of(table.path, 0)
             raise DataError(
                 f"{table.path}, line {line}: expected the header "
                 f"{layout.separator.join(layout.header)!r}: {_quote_line(table.path, line)}")
@@ -348,7 +348,7 @@ def read_atomic(path: os.PathLike, fields: dict[str, bool]) -> dict[str, np.ndar
         if field in names:
             positions[field] = names.index(field)
         elif is_required:
-            raise DataError(f"{table.path}, line {_line_of(table.path, 0)}: no {field!r} column "
+            raise DataError(f"{table.path}, line {line_of(table.path, 0)}: no {field!r} column "
                             f"in the header {'  '.join(table.header)!r}")
     missing = table.frame[list(positions.values())].isna().to_numpy().any(axis=1)
     if missing.any():
@@ -363,7 +363,7 @@ def atomic_numbers(path: os.PathLike, values: np.ndarray, what: str) -> np.ndarr
     bad = ~np.isfinite(numbers)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        line = _line_of(pathlib.Path(path), row + 1)
+        line = line_of(pathlib.Path(path), row + 1)
         raise DataError(f"{path}, line {line}: {what} {values[row]!r} is not a number")
     return numbers
 
@@ -377,12 +377,16 @@ def _separator_name(separator: str) -> str:
     return _SEPARATOR_NAMES.get(separator, repr(separator))
 
 
-def _line_of(path: pathlib.Path, row: int) -> int:
-    """1-based number of the `row`-th (0-based) non-blank line, counting as pandas does."""
+def line_of(path: pathlib.Path, row: int, blank: bytes | None = b" \r\n") -> int:
+    """1-based number of the `row`-th (0-based) non-blank line, counting as pandas does.
+
+    A line of only `blank` bytes is blank (None: of only whitespace, as a whitespace-separated
+    reader skips). The one line counter of every error message on the data's files, whose
+    shape is `<file>, line <n>: <problem>`."""
     number, seen = 0, -1
     with open(path, "rb") as file:
         for number, line in enumerate(file, start=1):
-            if line.strip(b" \r\n"):
+            if line.strip(blank):
                 seen += 1
                 if seen == row:
                     return number

@@ -25,9 +25,11 @@ import scipy.sparse
 
 from mkr_tf import cli
 from mkr_tf import data as mkr_data
+from mkr_tf import errors
 from mkr_tf import lazy
 from mkr_tf import metrics
-from mkr_tf.config import BASELINES, MKRConfig
+from mkr_tf import runs
+from mkr_tf.config import BASELINES
 
 # TensorFlow's, imported when a baseline is fitted, so that --help answers at once.
 tf = lazy.load("tensorflow")
@@ -198,9 +200,8 @@ def evaluate_all(data: mkr_data.MKRData, seed: int, names=NAMES, ks=metrics.TOPK
 
 def _define_flags() -> None:
     cli.define_data_flags()
-    flags.DEFINE_integer("seed", 0, "The split's seed, as mkr_tf.train's --seed.")
-    flags.DEFINE_float("train_ratio", 1.0, "As mkr_tf.train's --train_ratio.")
-    flags.DEFINE_float("cold_items", 0.0, "As mkr_tf.train's --cold_items.")
+    # The split's settings, spelled, explained and checked as mkr_tf.train's.
+    cli.define_config_flags(runs.PROTOCOL_SETTINGS)
     flags.DEFINE_list("baselines", list(NAMES), "Baselines to fit.")
     flags.DEFINE_list("ks", [str(k) for k in metrics.TOPK_CUTOFFS], "Cut-offs K of the top-K metrics.")
     flags.DEFINE_boolean("json", False, "Print the figures as one JSON object instead of tables.")
@@ -210,12 +211,12 @@ def _define_flags() -> None:
 def _main():
     unknown = sorted(set(FLAGS.baselines) - set(NAMES))
     if unknown:
-        raise ValueError(f"unknown baseline {unknown[0]!r}: choose from {', '.join(NAMES)}")
-    # The config's own checks, so that the split is the one mkr_tf.train would make.
-    MKRConfig(seed=FLAGS.seed, train_ratio=FLAGS.train_ratio, cold_items=FLAGS.cold_items)
+        raise errors.ConfigError(f"unknown baseline {unknown[0]!r}: choose from {', '.join(NAMES)}")
+    # Checked by the config, and split as mkr_tf.train splits with the same flags.
+    config = cli.config_from_flags(cli.dataset_name_from_flags())
     quiet = FLAGS.json
-    data = cli.load_data_from_flags(FLAGS.seed, log=(lambda _: None) if quiet else print)
-    data = data.for_protocol(FLAGS.cold_items, FLAGS.train_ratio, FLAGS.seed)
+    data = runs.protocol_data(
+        config, cli.load_data_from_flags(config.seed, log=(lambda _: None) if quiet else print))
     ks = [int(k) for k in FLAGS.ks]
     figures = evaluate_all(data, FLAGS.seed, FLAGS.baselines, ks,
                            log=print if FLAGS.verbose and not quiet else (lambda _: None))

@@ -3,6 +3,8 @@
 import dataclasses
 from typing import Any
 
+from mkr_tf import errors
+
 # Table 2 of Wang et al. (WWW 2019) / the authors' released scripts.
 PAPER_SETTINGS: dict[str, dict[str, Any]] = {
         "movie": dict(n_epochs=20, dim=8, L=1, H=1, batch_size=4096, l2_weight=1e-6,
@@ -37,82 +39,124 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
 DEFAULT_MIN_SHARD_BYTES = 256 << 10
 
 
+def _field(default, help_text: str, *, choices: tuple[str, ...] | None = None,
+           preset: bool = False, model: bool = False):
+    """A setting: its default, its --help text and choices (the flag generated from it), whether
+    each dataset's preset sets it (its flag then defaults to the preset) and whether it is an
+    argument of `MKR`."""
+    return dataclasses.field(default=default, metadata={
+        "help": help_text, "choices": choices, "preset": preset, "model": model})
+
+
 @dataclasses.dataclass(frozen=True)
 class MKRConfig:
     """Everything that defines a model and its training.
 
-    Attributes keep the authors' flag names so results compare one-to-one.
+    Attributes keep the authors' flag names so results compare one-to-one. Each field is also a
+    command-line flag of mkr_tf.train (`cli.define_config_flags`), with the help text and
+    choices declared here, and the fields marked `model` are `MKR`'s arguments
+    (`model.build_model`). Values are checked here, once, whoever builds the config.
     """
-    n_epochs: int = 20
-    dim: int = 8
-    L: int = 1
-    H: int = 1
-    batch_size: int = 4096
-    l2_weight: float = 1e-6
-    lr_rs: float = 0.02
-    lr_kge: float = 0.01
-    kge_interval: int = 3
-    use_inner_product: bool = True
-    use_kge: bool = True
-    optimizer: str = "lazy_adam"
-    cross_unit: str = "cross_compress"
-    train_ratio: float = 1.0
-    cold_items: float = 0.0
+    n_epochs: int = _field(20, "Epochs.", preset=True)
+    dim: int = _field(8, "Embedding size d.", preset=True, model=True)
+    L: int = _field(1, "Low layers: cross&compress units and tower layers.", preset=True,
+                    model=True)
+    H: int = _field(1, "High layers: the KGE head's (and with --use_inner_product=false the RS "
+                    "head's) depth.", preset=True, model=True)
+    batch_size: int = _field(4096, "Batch size of both tasks.", preset=True)
+    l2_weight: float = _field(1e-6, "Weight λ of the L2 terms.", preset=True, model=True)
+    lr_rs: float = _field(0.02, "Adam learning rate of the RS task.", preset=True, model=True)
+    lr_kge: float = _field(0.01, "Adam learning rate of the KGE task (its loss, −mean σ(t · t̂) "
+                           "+ λ·L2, is negative).", preset=True, model=True)
+    kge_interval: int = _field(3, "Run the KGE pass every this many epochs.", preset=True)
+    use_inner_product: bool = _field(True, "RS head: inner product (true) or an MLP on [u; v].",
+                                     model=True)
+    use_kge: bool = _field(True, "Train the KGE task; false trains the RS task alone.")
+    optimizer: str = _field("lazy_adam", "lazy_adam updates only the embedding rows a batch "
+                            "touches; adam is standard Adam.", choices=OPTIMIZERS, model=True)
+    cross_unit: str = _field("cross_compress", "How items and entities share features: "
+                             "cross_compress (MKR), or the paper's ablations dcn (MKR-DCN) and "
+                             "stitch (MKR-stitch).", choices=CROSS_UNITS, model=True)
+    train_ratio: float = _field(1.0, "Train on this seeded share of the training split (the "
+                                "paper's sparsity experiment); eval and test stay whole.")
+    cold_items: float = _field(0.0, "Cold-item protocol: move every training row of this seeded "
+                               "share of the items to eval and test (the KG keeps their "
+                               "triples); results add test_cold_auc.")
     # Training options beyond the paper; 0 leaves each as the authors had it.
-    init_scale: float = 0.0  # > 0: N(0, init_scale²) embedding rows instead of Glorot-uniform
-    rs_negatives: int = 0  # > 0: this many fresh negatives per positive every epoch
-    use_biases: bool = False  # user and item bias terms in the RS logit
-    residual: bool = False  # cross&compress adds its input to its output
-    tie_item_entity: bool = False  # one table for items and their entities
-    rs_loss: str = "pointwise"  # or "softmax": each positive against the whole catalogue
-    kge_negatives: int = 0  # > 0: a logistic KGE loss against this many corrupted tails
-    history_length: int = 0  # > 0: users are also the mean of up to this many of their items
-    # The epoch whose weights are kept: best eval AUC, or best eval AUC + eval NDCG@10.
-    select_on: str = "auc"
-    seed: int = 0
+    init_scale: float = _field(0.0, "Beyond the paper: > 0 initialises every embedding row "
+                               "N(0, init_scale²) instead of the authors' Glorot-uniform, whose "
+                               "rows are tiny in large tables.", preset=True, model=True)
+    rs_negatives: int = _field(0, "Beyond the paper: > 0 draws this many fresh negatives per "
+                               "training positive every epoch, instead of the one fixed negative "
+                               "of the prepared data.", preset=True)
+    use_biases: bool = _field(False, "Beyond the paper: user and item bias terms in the RS logit.",
+                              preset=True, model=True)
+    residual: bool = _field(False, "Beyond the paper: residual cross&compress, each unit adding "
+                            "its input to its output.", preset=True, model=True)
+    tie_item_entity: bool = _field(False, "Beyond the paper: one table for items and their KG "
+                                   "entities.", preset=True, model=True)
+    rs_loss: str = _field("pointwise", "pointwise: the paper's cross-entropy of every row; "
+                          "softmax (beyond the paper): each positive against the whole "
+                          "catalogue.", choices=RS_LOSSES, preset=True, model=True)
+    kge_negatives: int = _field(0, "Beyond the paper: > 0 gives a logistic KGE loss against this "
+                                "many corrupted tails per triple, instead of −σ(t · t̂).",
+                                preset=True, model=True)
+    history_length: int = _field(0, "Beyond the paper: > 0 adds to the user tower's input the "
+                                 "mean vector of up to this many of the user's training items "
+                                 "(SVD++).", preset=True, model=True)
+    select_on: str = _field("auc", "The epoch whose weights are kept and reported: best eval "
+                            "AUC, or best eval AUC + eval NDCG@10 (top-K over the catalogue on "
+                            "the eval split each epoch).", choices=SELECTIONS, preset=True)
+    seed: int = _field(0, "Seeds the split, the negatives' shuffles and the initialisation.",
+                       model=True)
     # XLA-compiled training steps: a few seconds of compilation per process for faster steps.
-    jit_compile: bool = False
+    jit_compile: bool = _field(False, "Compile the training steps with XLA: faster steps on long "
+                               "epochs of small batches, seconds of compilation per run. Default: "
+                               f"on for {', '.join(XLA_DATASETS)}, where it wins (README, Speed).",
+                               preset=True)
 
     def __post_init__(self):
         positive_ints = ("n_epochs", "dim", "L", "H", "batch_size", "kge_interval")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+                raise errors.ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("lr_rs", "lr_kge"):
             value = getattr(self, name)
             if not value > 0 or value != value or value == float("inf"):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+                raise errors.ConfigError(f"{name} must be a finite number > 0, got {value!r}")
         if not 0 <= self.l2_weight < float("inf"):
-            raise ValueError(f"l2_weight must be a finite number >= 0, got {self.l2_weight!r}")
+            raise errors.ConfigError(
+                f"l2_weight must be a finite number >= 0, got {self.l2_weight!r}")
         if not 0 < self.train_ratio <= 1:
-            raise ValueError(f"train_ratio must be in (0, 1], got {self.train_ratio!r}")
+            raise errors.ConfigError(f"train_ratio must be in (0, 1], got {self.train_ratio!r}")
         if not 0 <= self.init_scale < float("inf"):
-            raise ValueError(f"init_scale must be a finite number >= 0, got {self.init_scale!r}")
+            raise errors.ConfigError(
+                f"init_scale must be a finite number >= 0, got {self.init_scale!r}")
         if (not isinstance(self.rs_negatives, int) or isinstance(self.rs_negatives, bool)
                 or self.rs_negatives < 0):
-            raise ValueError(f"rs_negatives must be an integer >= 0, got {self.rs_negatives!r}")
+            raise errors.ConfigError(
+                f"rs_negatives must be an integer >= 0, got {self.rs_negatives!r}")
         for name in ("kge_negatives", "history_length"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if self.rs_loss not in RS_LOSSES:
-            raise ValueError(f"rs_loss must be one of {RS_LOSSES}, got {self.rs_loss!r}")
-        if self.select_on not in SELECTIONS:
-            raise ValueError(f"select_on must be one of {SELECTIONS}, got {self.select_on!r}")
+                raise errors.ConfigError(f"{name} must be an integer >= 0, got {value!r}")
         if self.rs_loss == "softmax" and self.rs_negatives:
-            raise ValueError("rs_negatives has no effect with rs_loss=softmax, which contrasts "
-                             "each positive with the whole catalogue; leave it 0")
+            raise errors.ConfigError(
+                "rs_negatives has no effect with rs_loss=softmax, which contrasts each positive "
+                "with the whole catalogue; leave it 0")
         if (self.use_biases or self.rs_loss == "softmax") and not self.use_inner_product:
-            raise ValueError("use_biases and rs_loss=softmax need use_inner_product=true")
+            raise errors.ConfigError("use_biases and rs_loss=softmax need use_inner_product=true")
         if self.residual and self.cross_unit != "cross_compress":
-            raise ValueError(f"residual is an option of cross_compress, not of {self.cross_unit}")
+            raise errors.ConfigError(
+                f"residual is an option of cross_compress, not of {self.cross_unit}")
         if not 0 <= self.cold_items < 1:
-            raise ValueError(f"cold_items must be in [0, 1), got {self.cold_items!r}")
-        if self.cross_unit not in CROSS_UNITS:
-            raise ValueError(f"cross_unit must be one of {CROSS_UNITS}, got {self.cross_unit!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+            raise errors.ConfigError(f"cold_items must be in [0, 1), got {self.cold_items!r}")
+        for field in dataclasses.fields(self):
+            choices = field.metadata.get("choices")
+            if choices is not None and getattr(self, field.name) not in choices:
+                raise errors.ConfigError(f"{field.name} must be one of {choices}, got "
+                                         f"{getattr(self, field.name)!r}")
 
     @classmethod
     def for_dataset(cls, dataset: str, preset: str | None = None, **overrides) -> "MKRConfig":
@@ -126,3 +170,8 @@ class MKRConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def model_arguments(self) -> dict[str, Any]:
+        """The settings that are `MKR`'s arguments, by name."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                if field.metadata.get("model")}

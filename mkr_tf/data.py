@@ -17,9 +17,9 @@ import pandas as pd
 
 import data_prep
 from data_prep import DataError
+from data_prep import processed
 
-RATINGS_FILE = "ratings_final.txt"
-KG_FILE = "kg_final.txt"
+RATINGS_FILE, KG_FILE = processed.RATINGS_FILE, processed.KG_FILE
 KNOWN_DATASETS = ("synthetic", "movie", "book", "music", "recbole")
 # Tables are sized max id + 1; an id beyond this is a corrupt file, not a catalogue, and would
 # otherwise surface as an out-of-memory crash deep inside TensorFlow.
@@ -32,6 +32,11 @@ SPARSE_MIN_ROWS = 1_000_000
 DATASET_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 EVAL_RATIO = 0.2
 TEST_RATIO = 0.2
+
+
+def _line_of(path: pathlib.Path, row: int) -> int:
+    """The line of the `row`-th row that `read_int_table` read: blank lines are whitespace."""
+    return data_prep.raw.line_of(path, row, blank=None)
 
 
 def read_int_table(path: os.PathLike, column_names: tuple[str, ...]) -> np.ndarray:
@@ -57,7 +62,7 @@ def read_int_table(path: os.PathLike, column_names: tuple[str, ...]) -> np.ndarr
     if short_rows.any():
         row = int(np.flatnonzero(short_rows)[0])
         raise DataError(
-            f"{path}: line {_line_number(path, row)}: expected {len(column_names)} columns "
+            f"{path}, line {_line_of(path, row)}: expected {len(column_names)} columns "
             f"({' '.join(column_names)}), found {int(frame.iloc[row].notna().sum())}")
     values = np.empty(frame.shape, dtype=np.int64)
     for column, name in enumerate(column_names):
@@ -67,22 +72,10 @@ def read_int_table(path: os.PathLike, column_names: tuple[str, ...]) -> np.ndarr
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(
-                f"{path}: line {_line_number(path, row)}: {name} {text.iloc[row]!r} is not a "
+                f"{path}, line {_line_of(path, row)}: {name} {text.iloc[row]!r} is not a "
                 f"non-negative integer id")
         values[:, column] = numbers.to_numpy(dtype=np.int64)
     return values
-
-
-def _line_number(path: pathlib.Path, row: int) -> int:
-    """1-based line of the row-th non-blank line, for error messages only."""
-    with open(path, "rb") as file:
-        seen = -1
-        for number, line in enumerate(file, start=1):
-            if line.strip():
-                seen += 1
-                if seen == row:
-                    return number
-    return row + 1
 
 
 @dataclasses.dataclass
@@ -221,7 +214,7 @@ def build_dataset(ratings: np.ndarray, kg: np.ndarray, seed: int, source: str = 
 
 
 class _Locator:
-    """`where(table, row)`: `<file>: line N` of row `row` of the ratings (0) or KG (1) rows, or
+    """`where(table, row)`: `<file>, line N` of row `row` of the ratings (0) or KG (1) rows, or
     `<source>: <table> row N` when the rows come from no file."""
 
     def __init__(self, source: str, files: tuple[pathlib.Path, pathlib.Path] | None):
@@ -230,7 +223,7 @@ class _Locator:
     def __call__(self, table: int, row: int) -> str:
         if self.files is None:
             return f"{self.source}: {('rating', 'KG')[table]} row {int(row) + 1}"
-        return f"{self.files[table]}: line {_line_number(self.files[table], int(row))}"
+        return f"{self.files[table]}, line {_line_of(self.files[table], int(row))}"
 
 
 def _distinct_pairs(ratings: np.ndarray, where: _Locator, log) -> np.ndarray:
@@ -321,13 +314,8 @@ def load_processed(directory: os.PathLike, seed: int, log=logging.info,
 
 
 def write_processed(directory: os.PathLike, ratings: np.ndarray, kg: np.ndarray) -> None:
-    """Writes the processed format; each file appears whole or not at all."""
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, table in ((RATINGS_FILE, ratings), (KG_FILE, kg)):
-        temporary = directory / f".{name}.tmp"
-        np.savetxt(temporary, table, fmt="%d", delimiter="\t")
-        os.replace(temporary, directory / name)
+    """Writes the processed format (`data_prep.processed`), each file whole or not at all."""
+    processed.write(directory, ratings, kg)
 
 
 def shuffled(rows: np.ndarray, seed) -> np.ndarray:

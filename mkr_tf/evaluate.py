@@ -9,8 +9,6 @@ RUN/evaluation.json, where `mkr_tf.plot` finds them. Examples:
   python -m mkr_tf.evaluate --run_dir=RUN --json --ks=10,20 | jq .topk.metrics
 """
 
-from __future__ import annotations  # runs.Run in annotations is not imported until used
-
 import json
 import os
 import pathlib
@@ -20,16 +18,18 @@ from typing import Any, Sequence
 from absl import flags
 
 from mkr_tf import cli
+from mkr_tf import errors
+from mkr_tf import files
 from mkr_tf import lazy
 from mkr_tf import metrics
+from mkr_tf import runs
 
 # TensorFlow's, imported when an evaluation starts, so that --help answers at once.
 baselines = lazy.load("mkr_tf.baselines")
 protocol = lazy.load("mkr_tf.protocol")
-runs = lazy.load("mkr_tf.runs")
 trainer = lazy.load("mkr_tf.trainer")
 
-EVALUATION_FILE = "evaluation.json"
+EVALUATION_FILE = runs.EVALUATION_FILE
 
 FLAGS = flags.FLAGS
 
@@ -96,16 +96,14 @@ def _load_run(run_dir: str) -> runs.Run:
     try:
         return runs.load_run(run_dir)
     except KeyError as error:
-        raise ValueError(f"{pathlib.Path(run_dir) / trainer.RESULTS_FILE} has no {error}; is "
+        raise errors.DataError(f"{pathlib.Path(run_dir) / runs.RESULTS_FILE} has no {error}; is "
                          f"{run_dir} a run of this version of mkr_tf.train?") from None
 
 
 def save(evaluation: dict[str, Any], run_dir: os.PathLike) -> None:
     """Writes `evaluation` to RUN_DIR/evaluation.json, whole or not at all."""
     path = pathlib.Path(run_dir) / EVALUATION_FILE
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(evaluation, indent=2) + "\n")
-    os.replace(temporary, path)
+    files.write_text(path, json.dumps(evaluation, indent=2) + "\n")
 
 
 def _define_flags() -> None:
@@ -123,7 +121,7 @@ def _define_flags() -> None:
 
 def _main():
     if not FLAGS.run_dir:
-        raise ValueError("--run_dir is required: the folder of a finished mkr_tf.train run")
+        raise errors.ConfigError("--run_dir is required: the folder of a finished mkr_tf.train run")
     ks = [int(k) for k in FLAGS.ks]
     evaluation = evaluate_run(_load_run(FLAGS.run_dir), ks, with_baselines=FLAGS.baselines)
     if FLAGS.save:

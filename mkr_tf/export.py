@@ -31,8 +31,9 @@ import numpy as np
 
 from data_prep import staging as staging_lib
 from mkr_tf import cli
+from mkr_tf import errors
 from mkr_tf import lazy
-from mkr_tf import run_folder
+from mkr_tf import runs
 
 if TYPE_CHECKING:  # only annotations: mkr_tf.data loads pandas, mkr_tf.model TensorFlow
     from mkr_tf import data as mkr_data
@@ -41,7 +42,6 @@ if TYPE_CHECKING:  # only annotations: mkr_tf.data loads pandas, mkr_tf.model Te
 # TensorFlow's, imported when an export starts, so that --help answers at once.
 tf = lazy.load("tensorflow")
 ranking = lazy.load("mkr_tf.ranking")
-runs = lazy.load("mkr_tf.runs")
 
 RECOMMEND_SIGNATURE = "recommend"
 KG_SCORE_SIGNATURE = "kg_score"
@@ -98,11 +98,11 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
         it serves the same model.
     """
     if item_ids is not None and len(item_ids) != model.n_items:
-        raise ValueError(f"item_ids lists {len(item_ids)} items, the model has {model.n_items}")
+        raise errors.DataError(f"item_ids lists {len(item_ids)} items, the model has {model.n_items}")
     if user_ids is not None and len(user_ids) != model.n_users:
-        raise ValueError(f"user_ids lists {len(user_ids)} users, the model has {model.n_users}")
+        raise errors.DataError(f"user_ids lists {len(user_ids)} users, the model has {model.n_users}")
     export_base = pathlib.Path(export_base)
-    run_folder.check_output_folder(export_base, "--export_dir")
+    runs.check_output_folder(export_base, "--export_dir")
     # Sampled negatives are random never-rated items, not interactions: only positives are a
     # user's history.
     train_positives = data.train[data.train[:, 2] == 1]
@@ -116,7 +116,7 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
     # TF Serving only loads integer-named folders, so it never sees the staging folder; being
     # inside export_base keeps the final rename on one file system, hence atomic. A killed
     # export's staging folder is removed by the next export.
-    with run_folder.writing(export_base, "the export"):
+    with runs.writing(export_base, "the export"):
         export_base.mkdir(parents=True, exist_ok=True)
         with staging_lib.staging_folder(export_base, _STAGING_PREFIX) as staging, \
                 tempfile.TemporaryDirectory() as asset_dir:
@@ -311,7 +311,7 @@ def _main():
 
 def run():
     """Console-script entry point."""
-    cli.run("mkr_tf.export", _main, _define_flags, user_errors=(ValueError, OSError))
+    cli.run("mkr_tf.export", _main, _define_flags)
 
 
 if __name__ == "__main__":

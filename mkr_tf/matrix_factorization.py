@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from mkr_tf import data as mkr_data
+from mkr_tf import engine
 from mkr_tf import metrics
-from mkr_tf import model as mkr_model
 
 
 @keras.saving.register_keras_serializable(package="mkr_tf")
@@ -122,8 +122,8 @@ def _train_mf(data: mkr_data.MKRData, settings: MFSettings,
 
     @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.int64)])
     def epoch(rows):
-        return mkr_model.MKR.epoch_loop(step, rows, tf.constant(settings.batch_size, tf.int64),
-                                        ("mf_loss",), step_summaries=False)
+        return engine.epoch_loop(step, rows, tf.constant(settings.batch_size, tf.int64),
+                                 ("mf_loss",))
 
     best_auc, best_epoch, best_weights = -1.0, 0, None
     for epoch_number in range(1, settings.max_epochs + 1):

@@ -4,6 +4,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mkr_tf import errors
 from mkr_tf import lazy
 
 # Imported when top-K first runs: the CLIs read TOPK_CUTOFFS for their flags' defaults.
@@ -146,7 +147,7 @@ class TopKEvaluator:
                  ks: Sequence[int] = TOPK_CUTOFFS, user_batch_size: int = 1024,
                  candidates: np.ndarray | None = None):
         if not ks or min(ks) < 1:
-            raise ValueError(f"cut-offs K must be integers >= 1, got {ks}")
+            raise errors.ConfigError(f"cut-offs K must be integers >= 1, got {ks}")
         self.ks = tuple(sorted(set(int(k) for k in ks)))
         self.n_items = int(n_items)
         self.user_batch_size = int(user_batch_size)
@@ -156,7 +157,7 @@ class TopKEvaluator:
         trained = np.unique(self._pair_keys(train))
         positives = positives[~np.isin(self._pair_keys(positives), trained)]
         if len(positives) == 0:
-            raise ValueError("no user has a positive item outside their training items; "
+            raise errors.DataError("no user has a positive item outside their training items; "
                              "top-K metrics are undefined")
         self.users, self.n_relevant = np.unique(positives[:, 0], return_counts=True)
         self._relevant_keys = self._pair_keys(positives)

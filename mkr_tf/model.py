@@ -5,21 +5,13 @@ import numpy as np
 import tensorflow as tf
 
 from mkr_tf import config as mkr_config
+from mkr_tf import errors
 from mkr_tf import layers as mkr_layers
 from mkr_tf import optimizers as mkr_optimizers
 
-# Columns of the [n, 3] row tensors the epoch functions slice, and what each task's step returns.
-RS_COLUMNS = ("user", "item", "label")
-KG_COLUMNS = ("head", "relation", "tail")
-RS_OUTPUTS = ("rs_loss", "rs_base_loss", "rs_l2_loss")
-KG_OUTPUTS = ("kge_loss", "kge_score", "kge_rmse")
 # How the RS task is trained: each row's cross-entropy (the paper's), or each positive row's
 # softmax over the whole catalogue (its negative rows are then unused).
 RS_LOSSES = mkr_config.RS_LOSSES
-# The signature of every epoch function: rows [n, 3] and the batch size.
-ROWS_SPEC = tf.TensorSpec([None, 3], tf.int64)
-BATCH_SIZE_SPEC = tf.TensorSpec([], tf.int64)
-
 
 def check_ids(ids, table_size, name):
     """`ids` as int64, or an InvalidArgumentError naming the first id outside [0, table_size)."""
@@ -32,11 +24,6 @@ def check_ids(ids, table_size, name):
     # Ordered before the lookup, which would otherwise fail first with a less helpful message.
     with tf.control_dependencies([in_range]):
         return tf.identity(ids)
-
-
-def columns(rows, names):
-    """The batch dict {name: column} of an [n, len(names)] row tensor."""
-    return {name: rows[:, index] for index, name in enumerate(names)}
 
 
 def _l2(tensor):
@@ -57,14 +44,6 @@ def _replica_part(batch_independent, global_batch_size):
     if global_batch_size is None:
         return batch_independent
     return tf.nn.scale_regularization_loss(batch_independent)
-
-
-def epoch_function(step, output_names, step_summaries=True):
-    """A graph function (rows, batch_size) of `MKR.epoch_loop` running `step` on each batch's rows."""
-    @tf.function(input_signature=[ROWS_SPEC, BATCH_SIZE_SPEC], autograph=False)
-    def epoch(rows, batch_size):
-        return MKR.epoch_loop(step, rows, batch_size, output_names, step_summaries=step_summaries)
-    return epoch
 
 
 @keras.saving.register_keras_serializable(package="mkr_tf")
@@ -97,7 +76,8 @@ class MKR(keras.Model):
 
     `rec_step` and `kg_step` each apply their own Adam to the variables their own loss
     depends on; the item/entity tables and the cross&compress units belong to both. Their
-    bodies, `rec_update` and `kg_update`, are the replica functions of `mkr_tf.distribute`.
+    bodies, `rec_update` and `kg_update`, are the replica functions of `mkr_tf.engine`'s
+    distributed runners; `mkr_tf.engine` runs whole epochs of them.
     """
 
     def __init__(self, n_users, n_items, n_entities, n_relations, dim=8, L=1, H=1,
@@ -121,11 +101,11 @@ class MKR(keras.Model):
         self.cross_unit = cross_unit
         self.init_scale = float(init_scale)
         if rs_loss not in RS_LOSSES:
-            raise ValueError(f"rs_loss must be one of {RS_LOSSES}, got {rs_loss!r}")
+            raise errors.ConfigError(f"rs_loss must be one of {RS_LOSSES}, got {rs_loss!r}")
         if (use_biases or rs_loss == "softmax") and not self.use_inner_product:
-            raise ValueError("use_biases and rs_loss='softmax' need use_inner_product=True")
+            raise errors.ConfigError("use_biases and rs_loss='softmax' need use_inner_product=True")
         if residual and cross_unit != "cross_compress":
-            raise ValueError(f"residual is an option of cross_compress, not of {cross_unit}")
+            raise errors.ConfigError(f"residual is an option of cross_compress, not of {cross_unit}")
         self.use_biases, self.residual = bool(use_biases), bool(residual)
         self.tie_item_entity, self.rs_loss = bool(tie_item_entity), rs_loss
         self.kge_negatives, self.seed = int(kge_negatives), int(seed)
@@ -137,7 +117,7 @@ class MKR(keras.Model):
                                tf.distribute.experimental.ParameterServerStrategy)
 
         if shardable and self.init_scale:
-            raise ValueError("init_scale is not supported with the parameter_server strategy")
+            raise errors.ConfigError("init_scale is not supported with the parameter_server strategy")
         # The authors' tf.get_variable default, Glorot-uniform, makes a large table's rows tiny
         # (±0.009 for book's 77,896 entities); `init_scale` gives every table rows of one scale.
         initializer = (keras.initializers.RandomNormal(stddev=self.init_scale) if self.init_scale
@@ -150,7 +130,7 @@ class MKR(keras.Model):
                                           name=name)
 
         if shardable and (self.use_biases or self.tie_item_entity or self.history_length):
-            raise ValueError("use_biases, tie_item_entity and history_length are not supported "
+            raise errors.ConfigError("use_biases, tie_item_entity and history_length are not supported "
                              "with the parameter_server strategy")
         self.user_embedding = embedding(self.n_users, "user_embedding")
         self.item_embedding = None if self.tie_item_entity else embedding(
@@ -187,7 +167,6 @@ class MKR(keras.Model):
                 initializer=keras.initializers.Constant(-1), name="user_history")
         self.rs_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_rs)
         self.kge_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_kge)
-        self._jit_epochs = None
         self._build_all()
 
     def _build_all(self):
@@ -406,112 +385,6 @@ class MKR(keras.Model):
         """One KGE update on batch {"head", "relation", "tail"}; returns its loss, score and RMSE."""
         return self.kg_update(batch)
 
-    @tf.function(input_signature=[ROWS_SPEC, BATCH_SIZE_SPEC], autograph=False)
-    def rec_epoch(self, ratings, batch_size):
-        """rec_step over consecutive batches of `ratings` rows (user, item, label), all in graph.
-
-        Returns example-weighted mean losses, the step count and the first non-finite step (-1: none).
-        """
-        def step(rows):
-            return self.rec_step(columns(rows, RS_COLUMNS))
-        return self.epoch_loop(step, ratings, batch_size, RS_OUTPUTS)
-
-    @tf.function(input_signature=[ROWS_SPEC, BATCH_SIZE_SPEC], autograph=False)
-    def kg_epoch(self, triples, batch_size):
-        """kg_step over consecutive batches of `triples` rows (head, relation, tail), all in graph."""
-        def step(rows):
-            return self.kg_step(columns(rows, KG_COLUMNS))
-        return self.epoch_loop(step, triples, batch_size, KG_OUTPUTS)
-
-    def epoch_functions(self, jit_compile=False):
-        """(rec_epoch, kg_epoch), with each step compiled by XLA if `jit_compile`.
-
-        Built once per model and setting, so that a process traces each of them once. XLA
-        compiles a step per batch shape: one for the whole batches, one for a smaller last one.
-        """
-        if not jit_compile:
-            return self.rec_epoch, self.kg_epoch
-        if self._jit_epochs is None:
-            def compiled(update, column_names):
-                step = tf.function(update, jit_compile=True, autograph=False)
-                return lambda rows: step(columns(rows, column_names))
-            self._jit_epochs = (epoch_function(compiled(self.rec_update, RS_COLUMNS), RS_OUTPUTS),
-                                epoch_function(compiled(self.kg_update, KG_COLUMNS), KG_OUTPUTS))
-        return self._jit_epochs
-
-    @staticmethod
-    def epoch_loop(step_fn, rows, batch_size, output_names, step_summaries=True):
-        """`step_fn` over consecutive batches of `rows`, in a graph loop (call it in a tf.function).
-
-        `step_fn(batch_rows)` returns a dict with `output_names` among its keys. Returns their
-        example-weighted means, the step count and the first non-finite step (-1: none). With
-        `step_summaries`, steps write TensorBoard scalars as set up below; a loop traced here to
-        run on another machine (a parameter-server worker) passes False, since this process's
-        summary writer and step variable do not live there.
-        """
-        # Slicing one in-memory tensor inside a graph loop measured 2-5x faster than iterating a
-        # tf.data pipeline of the same batches on CPU, where MKR's steps are only microseconds long.
-        n_rows = tf.shape(rows, out_type=tf.int64)[0]
-        # Step-level TensorBoard scalars. A default summary step that is a tf.Variable (as
-        # summaries.TensorBoardCallback sets) counts the training steps of both tasks; each step
-        # advances it, and the writer's record_if condition (step % N == 0) picks the steps that
-        # write the mean outputs and examples/s since the last write. Without a default writer
-        # tf.summary adds no ops when traced, so the loop costs nothing extra.
-        summary_step = tf.summary.experimental.get_step()
-        write_summaries = step_summaries and isinstance(summary_step, tf.Variable)
-        task = output_names[0].partition("_")[0]
-
-        def zeros():
-            return {name: tf.constant(0.0) for name in output_names}
-
-        def write_and_reset(window):
-            now = tf.timestamp()
-            # An absolute scope: tags would otherwise take the graph loop's prefixes.
-            with tf.summary.record_if(True), tf.name_scope("step/"):
-                for name in output_names:
-                    tf.summary.scalar(name, window["totals"][name] / window["rows"])
-                tf.summary.scalar(f"{task}_examples_per_second", window["rows"] / tf.cast(
-                    tf.maximum(now - window["start"], 1e-9), tf.float32))
-            return {"totals": zeros(), "rows": tf.constant(0.0), "start": now}
-
-        def body(state):
-            start = state["start"]
-            batch = rows[start:start + batch_size]
-            outputs = step_fn(batch)
-            weight = tf.cast(tf.shape(batch)[0], tf.float32)
-            first_nonfinite_step = tf.where(
-                tf.logical_and(state["first_nonfinite_step"] < 0,
-                               tf.logical_not(tf.math.is_finite(outputs[output_names[0]]))),
-                state["steps"], state["first_nonfinite_step"])
-            new_state = {
-                "start": start + batch_size, "steps": state["steps"] + 1,
-                "first_nonfinite_step": first_nonfinite_step,
-                "totals": {name: state["totals"][name] + outputs[name] * weight
-                           for name in output_names}}
-            if write_summaries:
-                window = state["window"]
-                with tf.control_dependencies([summary_step.assign_add(1)]):
-                    window = {"totals": {name: window["totals"][name] + outputs[name] * weight
-                                         for name in output_names},
-                              "rows": window["rows"] + weight, "start": window["start"]}
-                # One branch per step, rather than one per scalar: on book's 2,600 steps an
-                # epoch the per-scalar conditions cost a third of the training time.
-                new_state["window"] = tf.cond(tf.summary.should_record_summaries(),
-                                              lambda: write_and_reset(window), lambda: window)
-            return (new_state,)
-
-        state = {"start": tf.constant(0, tf.int64), "steps": tf.constant(0, tf.int64),
-                 "first_nonfinite_step": tf.constant(-1, tf.int64), "totals": zeros()}
-        if write_summaries:
-            state["window"] = {"totals": zeros(), "rows": tf.constant(0.0),
-                               "start": tf.timestamp()}
-        (state,) = tf.while_loop(lambda state: state["start"] < n_rows, body, (state,))
-        means = {name: total / tf.maximum(tf.cast(n_rows, tf.float32), 1.0)
-                 for name, total in state["totals"].items()}
-        means["steps"] = state["steps"]
-        means["first_nonfinite_step"] = state["first_nonfinite_step"]
-        return means
-
     @tf.function(input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)],
                  autograph=False)
     def predict_batch(self, users, items):
@@ -527,3 +400,14 @@ class MKR(keras.Model):
             cross_unit=self.cross_unit, init_scale=self.init_scale, use_biases=self.use_biases,
             residual=self.residual, tie_item_entity=self.tie_item_entity, rs_loss=self.rs_loss,
             kge_negatives=self.kge_negatives, history_length=self.history_length, seed=self.seed)
+
+
+def build_model(config, data) -> MKR:
+    """The MKR of `config` (an `MKRConfig`) for `data`'s table sizes, initialised from its seed,
+    with its users' histories from `data.train` where it has them."""
+    keras.utils.set_random_seed(config.seed)
+    model = MKR(data.n_users, data.n_items, data.n_entities, data.n_relations,
+                **config.model_arguments())
+    if config.history_length:
+        model.set_user_history(data.train, config.seed)
+    return model

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from mkr_tf import errors
+
 
 @keras.saving.register_keras_serializable(package="mkr_tf")
 class LazyAdam(keras.optimizers.Adam):
@@ -62,5 +64,5 @@ def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimize
     """
     optimizer_classes = {"lazy_adam": LazyAdam, "adam": keras.optimizers.Adam}
     if name not in optimizer_classes:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(optimizer_classes)}")
+        raise errors.ConfigError(f"unknown optimizer {name!r}; choose one of {sorted(optimizer_classes)}")
     return optimizer_classes[name](learning_rate=learning_rate, epsilon=1e-8)

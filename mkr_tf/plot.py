@@ -17,10 +17,11 @@ from typing import Any
 from absl import flags
 
 from mkr_tf import cli
+from mkr_tf import errors
+from mkr_tf import runs
 
-# trainer.RESULTS_FILE and evaluate.EVALUATION_FILE; importing those would load TensorFlow.
-RESULTS_FILE = "results.json"
-EVALUATION_FILE = "evaluation.json"
+RESULTS_FILE = runs.RESULTS_FILE
+EVALUATION_FILE = runs.EVALUATION_FILE
 LEARNING_CURVES_FILE = "learning_curves.png"
 TOPK_FILE = "topk.png"
 SPLITS = ("train", "eval", "test")
@@ -32,7 +33,7 @@ _TOPK_TITLES = {"precision": "Precision@K", "recall": "Recall@K", "ndcg": "NDCG@
 _SPLIT_COLOURS = {"train": "tab:blue", "eval": "tab:orange", "test": "tab:green"}
 
 
-class PlotError(RuntimeError):
+class PlotError(errors.MKRError):
     """The run cannot be plotted: no matplotlib, or no readable results."""
 
 
@@ -157,7 +158,7 @@ def _main():
 
 def run():
     """Console-script entry point."""
-    cli.run("mkr_tf.plot", _main, _define_flags, user_errors=(PlotError,))
+    cli.run("mkr_tf.plot", _main, _define_flags)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any
 
 from mkr_tf import config as mkr_config
 from mkr_tf import errors
-from mkr_tf import run_folder
+from mkr_tf import files
 
 PAPER, RECOMMENDED = "paper", "recommended"
 RECOMMENDED_DIR = pathlib.Path(__file__).parent / "presets"
@@ -75,5 +75,4 @@ def read(path: os.PathLike) -> dict[str, Any]:
 def write(path: os.PathLike, dataset: str, values: dict[str, Any], **about) -> None:
     """Writes a preset file of `values` for `dataset`, with `about` (found_by, eval, ...) beside
     them, atomically: a reader never sees half a file."""
-    run_folder.write_json_atomically(pathlib.Path(path),
-                                     {"dataset": dataset, "settings": values, **about})
+    files.write_json(path, {"dataset": dataset, "settings": values, **about})

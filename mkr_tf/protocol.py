@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mkr_tf import data as mkr_data
+from mkr_tf import engine
 from mkr_tf import metrics
 from mkr_tf import trainer
 
@@ -46,7 +47,7 @@ class Evaluator:
 
     def __call__(self, recommender) -> dict[str, Any]:
         if hasattr(recommender, "item_and_head_vectors"):
-            predict, ranked = (lambda rows: trainer.predict(recommender, rows)), recommender
+            predict, ranked = (lambda rows: engine.predict(recommender, rows)), recommender
         else:
             predict, ranked = recommender.predict, recommender.catalogue_scores
         test_scores = predict(self.data.test)

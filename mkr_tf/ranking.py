@@ -19,6 +19,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import errors
+
 EXCLUSIONS = ("train_items", "train_positives")
 
 
@@ -26,7 +28,7 @@ def excluded_items(ratings: np.ndarray, n_users: int, n_items: int,
                    exclusions: str) -> tuple[np.ndarray, np.ndarray]:
     """Each user's excluded items under the `exclusions` policy, as CSR (row_splits, items)."""
     if exclusions not in EXCLUSIONS:
-        raise ValueError(f"exclusions must be one of {EXCLUSIONS}, got {exclusions!r}")
+        raise errors.ConfigError(f"exclusions must be one of {EXCLUSIONS}, got {exclusions!r}")
     if exclusions == "train_positives":
         ratings = ratings[ratings[:, 2] == 1]
     keys = np.unique(ratings[:, 0].astype(np.int64) * n_items + ratings[:, 1])

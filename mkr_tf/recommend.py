@@ -24,6 +24,7 @@ from absl import flags
 import numpy as np
 
 from mkr_tf import cli
+from mkr_tf import errors
 from mkr_tf import export
 from mkr_tf import lazy
 
@@ -33,7 +34,7 @@ tf = lazy.load("tensorflow")
 FLAGS = flags.FLAGS
 
 
-class RecommendError(ValueError):
+class RecommendError(errors.MKRError, ValueError):
     """A request this model cannot answer: unknown user, bad k, missing version."""
 
 
@@ -173,7 +174,7 @@ def _main():
 
 def run():
     """Console-script entry point."""
-    cli.run("mkr_tf.recommend", _main, _define_flags, user_errors=(RecommendError, OSError))
+    cli.run("mkr_tf.recommend", _main, _define_flags)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,12 @@ import numpy as np
 
 from mkr_tf import cli
 from mkr_tf import data as mkr_data
+from mkr_tf import errors
+from mkr_tf import files
 from mkr_tf import lazy
 from mkr_tf import metrics
 from mkr_tf import plot
+from mkr_tf import runs
 from mkr_tf import significance
 from mkr_tf.config import BASELINES, MKRConfig
 
@@ -164,7 +167,7 @@ class Reproduction:
 
     def _train_or_reuse(self, dataset: str, variant: Variant, config: MKRConfig,
                         run_dir: pathlib.Path) -> dict[str, Any]:
-        results_path = run_dir / trainer.RESULTS_FILE
+        results_path = run_dir / runs.RESULTS_FILE
         if results_path.is_file() and not self.force:
             results = json.loads(results_path.read_text())
             # A setting added since the run was written has its default there. How the steps
@@ -185,7 +188,7 @@ class Reproduction:
         # The protocol's figures of the best weights, at the end: no per-epoch top-K curves.
         return trainer.train(config, self._dataset(dataset, seed), run_dir, dataset,
                              log=lambda _: None, callbacks=[protocol.ProtocolCallback()],
-                             data_source=data_source)
+                             data_source=data_source).results
 
     def baseline_figures(self, dataset: str, seed: int, cold: float = 0.0) -> dict[str, Any]:
         """Every baseline's `protocol` figures on the split MKR's run of this seed uses."""
@@ -201,9 +204,7 @@ class Reproduction:
         figures = baselines.evaluate_all(data, seed, self.plan.baselines,
                                          grids=self.plan.baseline_grids)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps(figures, indent=2) + "\n")
-        os.replace(temporary, path)
+        files.write_text(path, json.dumps(figures, indent=2) + "\n")
         return figures
 
     def run_all(self) -> dict[str, Any]:
@@ -305,9 +306,7 @@ class Reproduction:
         report = self.out_dir / "results.md"
         for path, text in ((report, "\n\n".join(sections) + "\n"),
                            (self.out_dir / "results.json", json.dumps(figures, indent=2) + "\n")):
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_text(text)
-            os.replace(temporary, path)
+            files.write_text(path, text)
         return report
 
     def _ctr_section(self, models) -> str:
@@ -498,8 +497,7 @@ def _define_flags() -> None:
     flags.DEFINE_boolean("quick", False,
                          "Smoke test: synthetic data, seeds 1 and 2, 2 epochs, MKR with and "
                          "without KGE, ratio 0.5.")
-    flags.DEFINE_string("data_dir", None, "Default: $MKR_DATA_DIR, else ~/.mkr_tf/data.")
-    flags.DEFINE_string("cache_dir", None, "Default: ~/.mkr_tf/cache.")
+    cli.define_folder_flags()
 
 
 def _main():
@@ -511,7 +509,7 @@ def _main():
     unknown = [name for name in FLAGS.variants if name not in by_slug]
     unknown += [name for name in FLAGS.baselines if name not in baselines.NAMES]
     if unknown:
-        raise ValueError(f"unknown variant or baseline {unknown[0]!r}: variants are "
+        raise errors.ConfigError(f"unknown variant or baseline {unknown[0]!r}: variants are "
                          f"{', '.join(by_slug)}, baselines {', '.join(baselines.NAMES)}")
     if FLAGS.quick:
         plan = Plan(datasets=("synthetic",), seeds=(1, 2),
@@ -525,8 +523,7 @@ def _main():
                     baselines=tuple(FLAGS.baselines), cold_items=FLAGS.cold_items,
                     sparsity_dataset=FLAGS.sparsity_dataset or None)
     output_dir = FLAGS.output_dir or (QUICK_OUTPUT_DIR if FLAGS.quick else DEFAULT_OUTPUT_DIR)
-    reproduction = Reproduction(plan, output_dir, FLAGS.data_dir or cli.default_data_dir(),
-                                FLAGS.cache_dir or cli.default_cache_dir(), force=FLAGS.force,
+    reproduction = Reproduction(plan, output_dir, *cli.folders_from_flags(), force=FLAGS.force,
                                 log=lambda line: print(line, flush=True))
     command = "python -m mkr_tf.reproduce " + " ".join(sys.argv[1:])
     runs = reproduction.run_all()

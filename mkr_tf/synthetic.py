@@ -72,9 +72,3 @@ def _first_k_per_row(order: np.ndarray, k: np.ndarray) -> np.ndarray:
     np.put_along_axis(mask, order, np.arange(order.shape[1])[None, :] < k[:, None], axis=1)
     return mask
 
-
-if __name__ == "__main__":
-    # `python -m mkr_tf.synthetic --users=... --items=...` writes a large dataset to disk; the
-    # bounded-memory generator behind it lives in scale_data.
-    from mkr_tf import scale_data  # pylint: disable=import-outside-toplevel
-    scale_data.run()

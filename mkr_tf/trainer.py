@@ -6,38 +6,37 @@ import pathlib
 import time
 from typing import Any, Callable, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from mkr_tf import budget
 from mkr_tf import data as mkr_data
 from mkr_tf import distribute
+from mkr_tf import engine
 from mkr_tf import errors
+from mkr_tf import files
 from mkr_tf import metrics
+from mkr_tf import model as mkr_model
 from mkr_tf import negatives
-from mkr_tf import run_folder
+from mkr_tf import runs
 from mkr_tf.config import MKRConfig
 from mkr_tf.model import MKR
 
 SPLITS = ("train", "eval", "test")
 # The cutoff of the eval NDCG that --select_on=auc+ndcg@10 adds to the eval AUC.
 SELECTION_K = 10
-BEST_WEIGHTS_FILE = run_folder.BEST_WEIGHTS_FILE
-RESULTS_FILE = run_folder.RESULTS_FILE
-CHECKPOINT_DIR = run_folder.CHECKPOINT_DIR
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on, e.g. a loss became NaN or Inf."""
 
 
 class TrainingCallback:
     """Hooks into `train`; subclasses override what they need.
 
     `record` is the epoch's dict of figures (losses, `<split>_auc`, `<split>_acc`, `seconds`);
-    a callback may add keys to it, and they are logged to results.json's history.
+    a callback may add keys to it, and they are logged to results.json's history. A callback
+    that sets `step_summaries` in `on_train_begin` gets the training steps' TensorBoard scalars
+    written there (`engine.StepSummaries`); the first such callback's are used.
     """
+
+    step_summaries: engine.StepSummaries | None = None
 
     def on_train_begin(self, model: MKR, config: MKRConfig, data: mkr_data.MKRData,
                        run_dir: pathlib.Path) -> None:
@@ -53,29 +52,8 @@ class TrainingCallback:
         """Training raised; release what on_train_begin set up."""
 
 
-def build_model(config: MKRConfig, data: mkr_data.MKRData) -> MKR:
-    """The model of `config`, with its users' histories from `data.train` where it has them."""
-    keras.utils.set_random_seed(config.seed)
-    model = MKR(data.n_users, data.n_items, data.n_entities, data.n_relations, dim=config.dim,
-               L=config.L, H=config.H, l2_weight=config.l2_weight,
-               use_inner_product=config.use_inner_product, lr_rs=config.lr_rs,
-               lr_kge=config.lr_kge, optimizer=config.optimizer, cross_unit=config.cross_unit,
-               init_scale=config.init_scale, use_biases=config.use_biases,
-               residual=config.residual, tie_item_entity=config.tie_item_entity,
-               rs_loss=config.rs_loss, kge_negatives=config.kge_negatives,
-               history_length=config.history_length, seed=config.seed)
-    if config.history_length:
-        model.set_user_history(data.train, config.seed)
-    return model
-
-
-def predict(model: MKR, ratings: np.ndarray) -> np.ndarray:
-    """Click probabilities for the (user, item) columns of `ratings`, in large graph batches."""
-    return distribute.LocalRunner(model).predict(ratings)
-
-
 def evaluate_ctr(model: MKR, ratings: np.ndarray) -> dict[str, float]:
-    return _ctr_metrics(ratings, predict(model, ratings))
+    return _ctr_metrics(ratings, engine.predict(model, ratings))
 
 
 def _ctr_metrics(ratings: np.ndarray, scores: np.ndarray) -> dict[str, float]:
@@ -86,7 +64,7 @@ def _ctr_metrics(ratings: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 def _check_finite(losses: dict[str, Any], task: str, epoch: int) -> None:
     bad_step = int(losses["first_nonfinite_step"])
     if bad_step >= 0:
-        raise TrainingError(
+        raise errors.TrainingError(
             f"{task} loss became NaN or Inf at epoch {epoch}, step {bad_step + 1}; lower the "
             f"learning rate (--lr_{'rs' if task == 'RS' else 'kge'}) or check the input data")
 
@@ -111,7 +89,7 @@ def _restore_progress(checkpoint: tf.train.Checkpoint,
                       manager: tf.train.CheckpointManager) -> dict[str, Any]:
     """The progress saved with the latest checkpoint, after restoring model and optimizers.
 
-    `run_folder.claimed` has checked that the folder holds a run of the same settings.
+    `runs.claimed` has checked that the folder holds a run of the same settings.
     """
     reader = tf.train.load_checkpoint(manager.latest_checkpoint)
     progress = json.loads(reader.get_tensor("progress/.ATTRIBUTES/VARIABLE_VALUE").decode())
@@ -124,11 +102,11 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
           callbacks: Sequence[TrainingCallback] = (), patience: int | None = None,
           require_checkpoint: bool = False,
           strategy: tf.distribute.Strategy | None = None,
-          overwrite: bool = False) -> dict[str, Any]:
+          overwrite: bool = False) -> runs.Run:
     """Trains MKR on `data` as `config` says, checkpointing every epoch under `run_dir`.
 
     A run folder that holds a checkpoint is resumed from it (and `require_checkpoint` insists on
-    one); `run_folder.claimed` guards the folder (one writer, none of the user's own files, the
+    one); `runs.claimed` guards the folder (one writer, none of the user's own files, the
     same settings unless `overwrite`, which starts afresh). Tables that would not fit in memory
     or the run folder on its disk are refused before the model is built (`budget`). Ctrl-C
     raises `errors.Interrupted` and a failed save `errors.RunDirError`, each saying which epoch
@@ -136,44 +114,46 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     as an uninterrupted one would. With `patience`, training stops once eval AUC has not improved
     for that many epochs. The weights of the best-eval epoch are kept in best.weights.h5.
 
-    Returns the results, also written to results.json: the test figures at the epoch with the
-    best eval AUC, the last epoch's, the per-epoch history, `train_seconds`, the time spent in
-    training steps only, and `trace_seconds`, the time spent building the graphs before the
-    first epoch (XLA's compilation, with `config.jit_compile`, happens in the first steps). `data_source` (data_dir, cache_dir, prepare_options) is recorded so that
-    `runs.load_run` can rebuild the same split later.
+    Returns the `runs.Run`: the trained model with the best weights, the data it was trained
+    and evaluated on (after `config`'s protocol), and the results, also written to
+    results.json: the test figures at the epoch with the best eval AUC, the last epoch's, the
+    per-epoch history, `train_seconds`, the time spent in training steps only, and
+    `trace_seconds`, the time spent building the graphs before the first epoch (XLA's
+    compilation, with `config.jit_compile`, happens in the first steps). `data_source`
+    (data_dir, cache_dir, prepare_options) is recorded so that `runs.load_run` can rebuild the
+    same split later.
 
     With a `strategy` from `distribute.create_strategy`, the model is built in its scope and
-    epochs and evaluation run through its `distribute.make_runner`. Every multi_worker worker
+    epochs and evaluation run through its `engine.make_runner`. Every multi_worker worker
     runs this function with the same arguments (and, to resume, sees the chief's `run_dir`);
     only the chief writes to `run_dir`, and only the chief's model ends with the best weights.
     The results then also hold `distribution` (`distribute.describe`).
     """
     run_dir = pathlib.Path(run_dir)
     # Before the folder is claimed, so that a mistyped --run_dir is not created.
-    if require_checkpoint and tf.train.latest_checkpoint(str(run_dir / CHECKPOINT_DIR)) is None:
-        raise TrainingError(f"{run_dir / CHECKPOINT_DIR}: no checkpoint to resume from")
+    checkpoints = run_dir / runs.CHECKPOINT_DIR
+    if require_checkpoint and tf.train.latest_checkpoint(str(checkpoints)) is None:
+        raise errors.TrainingError(f"{checkpoints}: no checkpoint to resume from")
     arguments = (config, data, run_dir, dataset_name, log, data_source, callbacks, patience,
                  strategy)
     if not distribute.is_chief(strategy):
         return _train(*arguments)
-    with run_folder.claimed(run_dir, run_folder.identity(dataset_name, config.to_dict()),
-                            overwrite):
+    with runs.claimed(run_dir, runs.identity(dataset_name, config.to_dict()), overwrite):
         return _train(*arguments)
 
 
 def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, patience, strategy):
     chief = distribute.is_chief(strategy)
-    data = data.for_protocol(config.cold_items, config.train_ratio, config.seed)
+    data = runs.protocol_data(config, data)
     planned = budget.plan(config, data)
     # Parameter servers hold the sharded tables, not this process.
     budget.check(planned, run_dir if chief else None, memory=strategy is None)
     with distribute.scope(strategy):
-        model = build_model(config, data)
-    runner = distribute.make_runner(strategy, model, config.jit_compile)
+        model = mkr_model.build_model(config, data)
     checkpoint = tf.train.Checkpoint(
         model=model, rs_optimizer=model.rs_optimizer, kge_optimizer=model.kge_optimizer,
         progress=tf.Variable("", dtype=tf.string, trainable=False))
-    manager = tf.train.CheckpointManager(checkpoint, run_dir / CHECKPOINT_DIR, max_to_keep=2)
+    manager = tf.train.CheckpointManager(checkpoint, run_dir / runs.CHECKPOINT_DIR, max_to_keep=2)
     if manager.latest_checkpoint:
         progress = _restore_progress(checkpoint, manager)
         progress["config"] = config.to_dict()
@@ -191,6 +171,8 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
                              f"the epochs done in {run_dir} (resuming needs it on shared storage)")
     for callback in callbacks:
         callback.on_train_begin(model, config, data, run_dir)
+    step_summaries = next((callback.step_summaries for callback in callbacks
+                           if callback.step_summaries is not None), None)
 
     saved_epoch = len(history)
 
@@ -201,7 +183,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
                 if saved_epoch else "; nothing was saved yet")
 
     try:
-        # After on_train_begin: the epoch graphs capture the summary writer and step it sets.
+        runner = engine.make_runner(strategy, model, config.jit_compile, step_summaries)
         trace_start = time.perf_counter()
         runner.trace()
         progress["trace_seconds"] = (progress.get("trace_seconds", 0.0)
@@ -252,12 +234,11 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
             best_before = max((r["eval_selection"] for r in history), default=-float("inf"))
             if record["eval_selection"] > best_before and chief:
                 budget.check_room(run_dir, max(planned.weights_file_bytes,
-                                               _size(run_dir / BEST_WEIGHTS_FILE)),
-                                  BEST_WEIGHTS_FILE, then=kept())
-                with run_folder.writing(run_dir, BEST_WEIGHTS_FILE, then=kept(),
-                                        partial=(run_dir / f"tmp-{BEST_WEIGHTS_FILE}",)):
-                    model.save_weights(run_dir / f"tmp-{BEST_WEIGHTS_FILE}")
-                    os.replace(run_dir / f"tmp-{BEST_WEIGHTS_FILE}", run_dir / BEST_WEIGHTS_FILE)
+                                               _size(run_dir / runs.BEST_WEIGHTS_FILE)),
+                                  runs.BEST_WEIGHTS_FILE, then=kept())
+                with runs.writing(run_dir, runs.BEST_WEIGHTS_FILE, then=kept()), files.replacing(
+                        run_dir / runs.BEST_WEIGHTS_FILE) as temporary:
+                    model.save_weights(temporary)
             for callback in callbacks:
                 callback.on_epoch_end(epoch, record, model)
             history.append(record)
@@ -268,9 +249,9 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
                 budget.check_room(run_dir, max(planned.checkpoint_bytes,
                                                _size(manager.latest_checkpoint)),
                                   f"the checkpoint of epoch {epoch}", then=kept())
-                with run_folder.writing(
-                        run_dir / CHECKPOINT_DIR, f"the checkpoint of epoch {epoch}", then=kept(),
-                        partial=(run_dir / CHECKPOINT_DIR / f"ckpt-{epoch}_temp",)):
+                with runs.writing(
+                        run_dir / runs.CHECKPOINT_DIR, f"the checkpoint of epoch {epoch}", then=kept(),
+                        partial=(run_dir / runs.CHECKPOINT_DIR / f"ckpt-{epoch}_temp",)):
                     manager.save(checkpoint_number=epoch)
             saved_epoch = epoch
             log(_format_epoch(epoch, config.n_epochs, record))
@@ -311,20 +292,19 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
         results["distribution"] = distribute.describe(strategy, model)
     if chief:
         # The best weights, not the last, are what evaluation and export see from here on.
-        model.load_weights(run_dir / BEST_WEIGHTS_FILE)
+        model.load_weights(run_dir / runs.BEST_WEIGHTS_FILE)
     for callback in callbacks:
         callback.on_train_end(results, model)
     if chief:
-        with run_folder.writing(run_dir, RESULTS_FILE, then=kept(),
-                                partial=(run_dir / f".{RESULTS_FILE}.tmp",)):
-            run_folder.write_json_atomically(run_dir / RESULTS_FILE, results)
+        with runs.writing(run_dir, runs.RESULTS_FILE, then=kept()):
+            files.write_json(run_dir / runs.RESULTS_FILE, results)
     selected = (f"best eval AUC {best['eval_auc']:.4f}" if config.select_on == "auc" else
                 f"best eval AUC + NDCG@{SELECTION_K} {best['eval_selection']:.4f}")
     log(f"{selected} at epoch {best['epoch']}: "
         f"test AUC {best['test_auc']:.4f} ACC {best['test_acc']:.4f} | "
         f"last epoch ({last['epoch']}): test AUC {last['test_auc']:.4f} ACC {last['test_acc']:.4f} | "
         f"train {progress['train_seconds']:.1f}s | {run_dir}")
-    return results
+    return runs.Run(run_dir, results, config, data, model)
 
 
 def _size(path: os.PathLike | None) -> int:

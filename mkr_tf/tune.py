@@ -110,7 +110,7 @@ class Search:
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+            raise errors.ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
 
     @property
     def storage_url(self) -> str:
@@ -149,16 +149,10 @@ def _pruning_callback(trial):
     to the trial and stops the run once Optuna prunes it."""
 
     class Pruning(trainer.TrainingCallback):
-        def on_train_begin(self, model, config, data, run_dir) -> None:
-            self.data = data
-
         def on_epoch_end(self, epoch, record, model) -> None:
             trial.report(record["eval_selection"], epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"eval {record['eval_selection']:.4f} at epoch {epoch}")
-
-        def on_train_end(self, results, model) -> None:
-            self.model = model
 
     return Pruning()
 
@@ -167,13 +161,12 @@ def run_trial(search: Search, data, trial) -> float:
     """Trains the trial's settings on `data` (no test split) and returns its objective."""
     params = suggest(trial, search.space)
     config = search.config(params)
-    pruning = _pruning_callback(trial)
     with tempfile.TemporaryDirectory(prefix="trial-", dir=search.study_dir) as run_dir:
-            results = trainer.train(config, data, run_dir, search.dataset, log=lambda _: None,
-                                callbacks=[pruning], patience=search.patience)
-    evaluator = metrics.TopKEvaluator(pruning.data.train, pruning.data.eval,
-                                      pruning.data.n_items, (10,))
-    ranking, beyond = evaluator.evaluate(pruning.model)
+        run = trainer.train(config, data, run_dir, search.dataset, log=lambda _: None,
+                            callbacks=[_pruning_callback(trial)], patience=search.patience)
+    results = run.results
+    evaluator = metrics.TopKEvaluator(run.data.train, run.data.eval, run.data.n_items, (10,))
+    ranking, beyond = evaluator.evaluate(run.model)
     figures = {"eval_auc": results["eval_auc"], "eval_ndcg@10": ranking["ndcg@10"],
                "eval_distinct@10": beyond["distinct@10"], "best_epoch": results["best_epoch"],
                "train_seconds": results["train_seconds"]}
@@ -273,7 +266,7 @@ def _define_flags() -> None:
 
 def _main():
     if FLAGS.trials < 1:
-        raise ValueError(f"trials must be an integer >= 1, got {FLAGS.trials}")
+        raise errors.ConfigError(f"trials must be an integer >= 1, got {FLAGS.trials}")
     name = cli.dataset_name_from_flags()
     study_dir = pathlib.Path(FLAGS.study_dir)
     if study_dir.exists() and not study_dir.is_dir():

@@ -13,9 +13,10 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import callbacks as mkr_callbacks
 from mkr_tf import data as mkr_data
 from mkr_tf import distribute
-from mkr_tf import summaries
+from mkr_tf import progress
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
@@ -55,9 +56,10 @@ def main(run_dir, weights_file, n_epochs, strategy_name):
     callbacks = [SaveLastWeights(weights_file, n_epochs)]
     if distribute.is_chief(strategy):
         # As mkr_tf.train does: top-K, TensorBoard and progress on the chief.
-        callbacks += summaries.training_callbacks(run_dir, quiet=True)
+        callbacks += [*mkr_callbacks.training_callbacks(run_dir),
+                      progress.ProgressCallback(quiet=True)]
     return trainer.train(config, data, run_dir, "synthetic", strategy=strategy,
-                         callbacks=callbacks, log=lambda line: print(line, flush=True))
+                         callbacks=callbacks, log=lambda line: print(line, flush=True)).results
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import tensorflow as tf
 from mkr_tf import budget
 from mkr_tf import data
 from mkr_tf import errors
+from mkr_tf import model as mkr_model
+from mkr_tf import runs
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 from tests.test_trainer import two_taste_dataset
@@ -26,7 +28,7 @@ class BudgetTest(tf.test.TestCase):
         for options in (dict(dim=4), dict(dim=16, L=2, H=2), dict(dim=8, use_inner_product=False),
                         dict(dim=8, cross_unit="dcn"), dict(dim=8, cross_unit="stitch")):
             config = MKRConfig(**options)
-            model = trainer.build_model(config, dataset)
+            model = mkr_model.build_model(config, dataset)
             actual = sum(int(np.prod(weight.shape)) for weight in model.weights)
             planned = budget.plan(config, dataset)
             self.assertBetween(planned.table_parameters + planned.layer_parameters,
@@ -40,7 +42,7 @@ class BudgetTest(tf.test.TestCase):
         dataset = small_dataset()
         # The case: --dim=30000 ended in an out-of-memory traceback.
         with mock.patch.object(budget, "available_memory_bytes", return_value=16 * 1024**3), \
-                mock.patch.object(trainer, "build_model") as build_model:
+                mock.patch.object(mkr_model, "build_model") as build_model:
             with self.assertRaisesRegex(
                     errors.ResourceError, r"^the model needs 67\.2 GB of memory \(weights "
                                           r"13\.4 GB and the optimizers. slots\), more than "
@@ -55,7 +57,7 @@ class BudgetTest(tf.test.TestCase):
             with self.assertRaisesRegex(errors.ResourceError, r"more than the 9\.8 KB available"):
                 trainer.train(MKRConfig(n_epochs=1), small_dataset(), run_dir, "t",
                               log=lambda _: None)
-        self.assertFalse(pathlib.Path(run_dir, trainer.RESULTS_FILE).exists())
+        self.assertFalse(pathlib.Path(run_dir, runs.RESULTS_FILE).exists())
 
     def test_a_run_folder_on_a_nearly_full_disk_is_refused_before_training(self):
         run_dir = self.create_tempdir().full_path
@@ -65,7 +67,7 @@ class BudgetTest(tf.test.TestCase):
                                           rf"about \d+\.\d KB"):
                 trainer.train(MKRConfig(n_epochs=1), small_dataset(), run_dir, "t",
                               log=lambda _: None)
-        self.assertFalse(pathlib.Path(run_dir, trainer.CHECKPOINT_DIR).exists())
+        self.assertFalse(pathlib.Path(run_dir, runs.CHECKPOINT_DIR).exists())
 
     def test_sizes_read_as_a_person_would_write_them(self):
         self.assertEqual([budget.human(n) for n in (0, 1023, 1024, 5 * 1024**2, 3 * 1024**3)],

@@ -16,9 +16,9 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-# setup.py's console scripts, and mkr_tf.synthetic, which README runs for large data.
+# setup.py's console scripts.
 ENTRY_POINTS = ("mkr_tf.train", "mkr_tf.baselines", "mkr_tf.evaluate", "mkr_tf.export", "mkr_tf.recommend",
-                "mkr_tf.reproduce", "mkr_tf.plot", "mkr_tf.scale_data", "mkr_tf.synthetic",
+                "mkr_tf.reproduce", "mkr_tf.plot", "mkr_tf.generate_data",
                 "data_prep")
 IMPORTS_TENSORFLOW = ()
 # Runs `module` as `python -m module --help` does, then reports whether TensorFlow was imported.
@@ -39,7 +39,7 @@ _READS_DATA = {
     "mkr_tf.train": lambda flags: flags.get("dataset", "synthetic") == "synthetic",
     "mkr_tf.reproduce": lambda flags: "quick" in flags,
     "mkr_tf.baselines": lambda flags: flags.get("dataset", "synthetic") == "synthetic",
-    "data_prep": lambda flags: "no_download" in flags,  # fails offline with placement advice
+    "data_prep": lambda flags: "nodownload" in flags,  # fails offline with placement advice
     "benchmarks/train_speed.py": lambda flags: False,
     "benchmarks/paper_table.py": lambda flags: False,
     "benchmarks/topk_speed.py": lambda flags: False,
@@ -69,9 +69,9 @@ def test_help_exits_0_without_tensorflow(help_texts, module):
     assert "Flags:" in result.stdout and "--" in result.stdout.partition("Flags:")[2]
 
 
-def test_synthetic_help_lists_the_generator_flags(help_texts):
+def test_generate_data_help_lists_the_generator_flags(help_texts):
     for flag in ("--output_dir", "--users", "--interactions"):
-        assert flag in help_texts["mkr_tf.synthetic"].stdout
+        assert flag in help_texts["mkr_tf.generate_data"].stdout
 
 
 def test_train_help_shows_presets_and_explains_the_negative_kge_loss(help_texts):

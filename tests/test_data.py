@@ -59,7 +59,7 @@ class LoadProcessedTest(tf.test.TestCase):
         folder = pathlib.Path(self.create_tempdir().full_path)
         _write(folder / data.KG_FILE, "0\t0\t5\n")
         cases = {
-            "1\t2\t1\n\n3\tx\t0\n": r"ratings_final.txt: line 3: item 'x' is not a non-negative integer",
+            "1\t2\t1\n\n3\tx\t0\n": r"ratings_final.txt, line 3: item 'x' is not a non-negative integer",
             "1\t2\t1\n3\t-4\t0\n": r"line 2: item '-4'",
             "1,2,1\n": r"expected 3 columns",
             "": r"file is empty",
@@ -153,15 +153,15 @@ class HardeningTest(tf.test.TestCase):
     def test_a_pair_with_two_labels_names_both_lines(self):
         folder = self._folder(RATINGS + "\n3\t2\t0\n", "0\t0\t9\n")
         with self.assertRaisesRegex(
-                data.DataError, rf"^{folder}/ratings_final.txt: line 26: user 3 item 2 has label "
-                                rf"0, but label 1 at {folder}/ratings_final.txt: line 15$"):
+                data.DataError, rf"^{folder}/ratings_final.txt, line 26: user 3 item 2 has label "
+                                rf"0, but label 1 at {folder}/ratings_final.txt, line 15$"):
             data.load_processed(folder, seed=0)
 
     def test_one_far_id_is_refused_naming_file_line_and_id(self):
         kg = "".join(f"{i}\t0\t{4 + i}\n" for i in range(4)) + "2\t1\t20000000\n"
         folder = self._folder(RATINGS, kg)
         with self.assertRaisesRegex(
-                data.DataError, rf"^{folder}/kg_final.txt: line 5: entity id 20,000,000 makes a "
+                data.DataError, rf"^{folder}/kg_final.txt, line 5: entity id 20,000,000 makes a "
                                 rf"table of 20,000,001 rows for 9 distinct entity ids; renumber "
                                 rf"the ids densely, or pass --allow_sparse_ids$"):
             data.load_processed(folder, seed=0)

@@ -20,6 +20,7 @@ import data_prep
 from data_prep import convert
 from data_prep import pipeline
 from mkr_tf import data as mkr_data
+from mkr_tf import runs
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
@@ -342,9 +343,9 @@ class TestCache:
         assert changed != base and not any("up to date" in message for message in messages)
 
     def test_failed_write_leaves_nothing_behind(self, tmp_path, monkeypatch):
-        def fail(path, values):
+        def fail(directory, ratings, kg):
             raise OSError(28, "No space left on device")
-        monkeypatch.setattr(pipeline, "_write_table", fail)
+        monkeypatch.setattr(pipeline.processed, "write", fail)
         with pytest.raises(data_prep.DataError, match="cannot write the cache"):
             prepare("movie", write_movie(tmp_path / "data"), tmp_path / "cache")
         assert list((tmp_path / "cache" / "movie").iterdir()) == []
@@ -464,7 +465,7 @@ class TestCommandLine:
     def test_prints_statistics(self, tmp_path):
         write_movie(tmp_path / "data")
         result = self.run("--dataset=movie", f"--cache_dir={tmp_path / 'cache'}",
-                          "--no_download", env={"MKR_DATA_DIR": str(tmp_path / "data")})
+                          "--nodownload", env={"MKR_DATA_DIR": str(tmp_path / "data")})
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         table = lines.index("dataset  users  items  interactions  entities  relations  triples")
@@ -475,7 +476,7 @@ class TestCommandLine:
               "1\t0\t0\n2\t1\t1\n2\t2\t0\n3\t0\t1\n3\t1\t0\n4\t2\t1\n4\t1\t0\n")
         write(tmp_path / "data" / "book" / "kg_final.txt", "0\t0\t3\n1\t1\t4\n")
         result = self.run("--dataset=book", f"--data_dir={tmp_path / 'data'}",
-                          f"--cache_dir={tmp_path / 'cache'}", "--no_download")
+                          f"--cache_dir={tmp_path / 'cache'}", "--nodownload")
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert lines[0] == (f"{tmp_path / 'data' / 'book'} already holds processed files "

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import callbacks as mkr_callbacks
 from mkr_tf import data as mkr_data
 from mkr_tf import evaluate
 from mkr_tf import runs
-from mkr_tf import summaries
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 from tests.test_trainer import two_taste_dataset
@@ -40,9 +40,9 @@ class EvaluateTest(tf.test.TestCase):
         config = MKRConfig(n_epochs=3, batch_size=32, lr_rs=0.01, kge_interval=1, seed=3)
         cls.results = trainer.train(
             config, dataset, cls.run_dir, "tiny", log=lambda _: None,
-            callbacks=[summaries.TopKCallback(every=2)],
+            callbacks=[mkr_callbacks.TopKCallback(every=2)],
             data_source={"data_dir": str(root / "data"), "cache_dir": str(cache_dir),
-                         "prepare_options": {}})
+                         "prepare_options": {}}).results
 
     def test_best_weights_give_the_training_figures(self):
         evaluation = evaluate.evaluate_run(runs.load_run(self.run_dir))

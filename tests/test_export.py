@@ -22,6 +22,7 @@ import data_prep
 from mkr_tf import data as mkr_data
 from mkr_tf import errors
 from mkr_tf import export
+from mkr_tf import model as mkr_model
 from mkr_tf import runs
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
@@ -76,7 +77,7 @@ def small_data(sizes: Sizes = SIZES, seed: int = 0) -> mkr_data.MKRData:
 
 def small_model(data: mkr_data.MKRData, use_inner_product: bool = True):
     config = MKRConfig(dim=4, L=2, H=2, use_inner_product=use_inner_product)
-    return trainer.build_model(config, data)
+    return mkr_model.build_model(config, data)
 
 
 def train_history(data: mkr_data.MKRData) -> list[set[int]]:

@@ -103,32 +103,6 @@ class MKRTest(tf.test.TestCase):
         self.assertLess(float(last_rs), float(first_rs))
         self.assertLess(float(last_kge), float(first_kge))
 
-    def test_epoch_functions_run_every_batch_in_graph(self):
-        model = _model()
-        ratings = tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]], axis=1)
-        losses = model.rec_epoch(ratings, tf.constant(2, tf.int64))
-        self.assertEqual(int(losses["steps"]), 2)
-        self.assertEqual(int(losses["first_nonfinite_step"]), -1)
-        triples = tf.stack([KG_BATCH["head"], KG_BATCH["relation"], KG_BATCH["tail"]], axis=1)
-        kg_losses = model.kg_epoch(triples, tf.constant(2, tf.int64))
-        self.assertEqual(int(kg_losses["steps"]), 2)
-        self.assertAllInRange(kg_losses["kge_score"], 0.0, 1.0)
-
-    def test_epoch_means_weight_steps_by_batch_size(self):
-        model = _model(lr_rs=1e-12)  # the loss stays put, so the mean is checkable
-        ratings = tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]], axis=1)
-        per_example = [float(model.rec_step({k: v[i:i + 1] for k, v in RS_BATCH.items()})["rs_base_loss"])
-                       for i in range(3)]
-        losses = model.rec_epoch(ratings, tf.constant(2, tf.int64))
-        self.assertAllClose(losses["rs_base_loss"], np.mean(per_example), rtol=1e-4)
-
-    def test_nonfinite_step_is_reported(self):
-        model = _model(lr_rs=1e30)
-        ratings = tf.tile(tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]], axis=1),
-                          [20, 1])
-        losses = model.rec_epoch(ratings, tf.constant(3, tf.int64))
-        self.assertGreaterEqual(int(losses["first_nonfinite_step"]), 1)
-
     def test_out_of_range_ids_name_the_value(self):
         model = _model()
         for users, items, message in (([0, 7], [1, 1], r"user id out of range, valid ids are 0..6; got\] \[7\]"),

@@ -1,5 +1,6 @@
 """End-to-end tests of the `python -m mkr_tf.train` command line."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -12,6 +13,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf.config import MKRConfig
 from tests.test_trainer import two_taste_dataset
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -70,21 +72,33 @@ class TrainCommandTest(tf.test.TestCase):
         self.assertTrue((root / "exported" / "1" / "saved_model.pb").is_file())
         self.assertTrue((run_dir / "logs").is_dir())
 
+    def _config_from_command_line(self, *arguments):
+        """The config and the flags' help texts of `mkr_tf.train ARGUMENTS`, parsed in a fresh
+        process as the command parses them (flags are defined on demand, once per process)."""
+        probe = ("import json, sys\n"
+                 "from absl import flags\n"
+                 "from mkr_tf import train\n"
+                 "train._define_flags()\n"
+                 "flags.FLAGS(sys.argv)\n"
+                 "print(json.dumps({'config': train.config_from_flags().to_dict(),\n"
+                 "                  'help': {name: flags.FLAGS[name].help for name in flags.FLAGS}}))")
+        process = subprocess.run([sys.executable, "-c", probe, *arguments], cwd=REPO,
+                                 capture_output=True, text=True, timeout=120, check=True)
+        return json.loads(process.stdout)
+
     def test_paper_settings_are_the_defaults_and_flags_override_them(self):
-        # Imported here: defining the flags in this process is harmless but not needed elsewhere.
-        from mkr_tf import train  # pylint: disable=import-outside-toplevel
-        from absl import flags  # pylint: disable=import-outside-toplevel
-        saved = {name: flags.FLAGS[name].value for name in ("dataset", "lr_rs")}
-        try:
-            flags.FLAGS.dataset, flags.FLAGS.lr_rs = "music", None
-            config = train.config_from_flags()
-            self.assertEqual((config.dim, config.L, config.batch_size, config.lr_rs, config.lr_kge),
-                             (4, 2, 256, 1e-3, 2e-4))
-            flags.FLAGS.lr_rs = 0.5
-            self.assertEqual(train.config_from_flags().lr_rs, 0.5)
-        finally:
-            for name, value in saved.items():
-                flags.FLAGS[name].value = value
+        config = self._config_from_command_line("--dataset=music")["config"]
+        self.assertEqual([config[name] for name in ("dim", "L", "batch_size", "lr_rs", "lr_kge")],
+                         [4, 2, 256, 1e-3, 2e-4])
+        self.assertEqual(self._config_from_command_line(
+            "--dataset=music", "--lr_rs=0.5", "--cross_unit=dcn")["config"]
+            | {"lr_rs": 1e-3, "cross_unit": "cross_compress"}, config)
+
+    def test_every_config_field_is_a_flag_with_the_fields_help(self):
+        helps = self._config_from_command_line()["help"]
+        for field in dataclasses.fields(MKRConfig):
+            self.assertIn(field.name, helps)
+            self.assertIn(field.metadata["help"], helps[field.name])
 
     def test_bad_input_gives_one_clear_line_and_exit_code_two(self):
         empty = self.create_tempdir().full_path

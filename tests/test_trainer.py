@@ -3,12 +3,17 @@
 import dataclasses
 import json
 import pathlib
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import callbacks as mkr_callbacks
 from mkr_tf import data
-from mkr_tf import summaries
+from mkr_tf import engine
+from mkr_tf import errors
+from mkr_tf import model as mkr_model
+from mkr_tf import runs
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
@@ -35,12 +40,13 @@ class TrainTest(tf.test.TestCase):
                            kge_interval=1, seed=1)
         run_dir = pathlib.Path(self.create_tempdir().full_path)
         logged = []
-        results = trainer.train(config, dataset, run_dir, "two_taste", log=logged.append)
+        run = trainer.train(config, dataset, run_dir, "two_taste", log=logged.append)
+        results = run.results
         losses = [epoch["rs_loss"] for epoch in results["history"]]
         self.assertLess(losses[-1], losses[0])
         self.assertGreater(results["test_auc"], 0.7)
         self.assertLen(logged, 9)  # one line per epoch and a summary
-        on_disk = json.loads((run_dir / trainer.RESULTS_FILE).read_text())
+        on_disk = json.loads((run_dir / runs.RESULTS_FILE).read_text())
         for key in ("dataset", "seed", "best_epoch", "test_auc", "test_acc", "last_test_auc",
                     "last_test_acc", "train_seconds", "config"):
             self.assertIn(key, on_disk)
@@ -48,8 +54,11 @@ class TrainTest(tf.test.TestCase):
         best = results["history"][results["best_epoch"] - 1]
         self.assertEqual(best["eval_auc"], max(e["eval_auc"] for e in results["history"]))
         self.assertEqual(results["test_auc"], best["test_auc"])
-        self.assertTrue((run_dir / trainer.BEST_WEIGHTS_FILE).is_file())
+        self.assertTrue((run_dir / runs.BEST_WEIGHTS_FILE).is_file())
         self.assertGreater(results["train_seconds"], 0)
+        # train returns the model with the best epoch's weights and the split it was scored on.
+        self.assertEqual(trainer.evaluate_ctr(run.model, run.data.test)["auc"], results["test_auc"])
+        self.assertEqual((run.run_dir, run.config), (run_dir, config))
 
     def test_paper_ablations_train(self):
         ratings, kg = two_taste_dataset()
@@ -60,7 +69,7 @@ class TrainTest(tf.test.TestCase):
             config = MKRConfig(**{**dict(n_epochs=4, dim=8, batch_size=64, lr_rs=0.01,
                                          lr_kge=0.01, kge_interval=1, seed=1), **variant})
             results = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
-                                    log=lambda _: None)
+                                    log=lambda _: None).results
             losses = [epoch["rs_loss"] for epoch in results["history"]]
             self.assertLess(losses[-1], losses[0], variant)
             self.assertGreater(results["test_auc"], 0.6, variant)
@@ -70,18 +79,18 @@ class TrainTest(tf.test.TestCase):
         dataset = data.build_dataset(ratings, kg, seed=0)
         run_dir = self.create_tempdir().full_path
         config = MKRConfig(n_epochs=5, batch_size=64, kge_interval=2)
-        history = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)["history"]
+        history = trainer.train(config, dataset, run_dir, "t", log=lambda _: None).results["history"]
         self.assertEqual(["kge_loss" in epoch for epoch in history], [True, False, True, False, True])
         config = MKRConfig(n_epochs=2, batch_size=64, use_kge=False)
         history = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
-                                log=lambda _: None)["history"]
+                                log=lambda _: None).results["history"]
         self.assertFalse(any("kge_loss" in epoch for epoch in history))
 
     def test_nan_loss_names_epoch_step_and_task(self):
         ratings, kg = two_taste_dataset(n_users=40)
         dataset = data.build_dataset(ratings, kg, seed=0)
         config = MKRConfig(n_epochs=3, batch_size=16, lr_rs=1e30)
-        with self.assertRaisesRegex(trainer.TrainingError, r"RS loss became NaN or Inf at epoch \d+, step \d+"):
+        with self.assertRaisesRegex(errors.TrainingError, r"RS loss became NaN or Inf at epoch \d+, step \d+"):
             trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
 
     def test_early_stopping_keeps_the_best_weights(self):
@@ -97,14 +106,14 @@ class TrainTest(tf.test.TestCase):
         config = MKRConfig(n_epochs=8, dim=8, batch_size=64, lr_rs=1e-4, lr_kge=1e-4, seed=1)
         logged = []
         results = trainer.train(config, dataset, run_dir, "t", log=logged.append, patience=2,
-                                callbacks=[ScrambleItemsAfterEpochOne()])
+                                callbacks=[ScrambleItemsAfterEpochOne()]).results
         self.assertTrue(results["stopped_early"])
         self.assertLen(results["history"], 3)
         self.assertEqual(results["best_epoch"], 1)
         self.assertNotEqual(results["test_auc"], results["last_test_auc"])
         self.assertTrue(any("early stop" in line and "since epoch 1" in line for line in logged))
-        restored = trainer.build_model(config, dataset)
-        restored.load_weights(run_dir / trainer.BEST_WEIGHTS_FILE)
+        restored = mkr_model.build_model(config, dataset)
+        restored.load_weights(run_dir / runs.BEST_WEIGHTS_FILE)
         self.assertEqual(trainer.evaluate_ctr(restored, dataset.test)["auc"], results["test_auc"])
 
     def test_nan_keeps_the_last_good_checkpoint(self):
@@ -118,42 +127,41 @@ class TrainTest(tf.test.TestCase):
         dataset = data.build_dataset(ratings, kg, seed=0)
         run_dir = pathlib.Path(self.create_tempdir().full_path)
         config = MKRConfig(n_epochs=4, batch_size=64)
-        with self.assertRaisesRegex(trainer.TrainingError, "RS loss became NaN or Inf at epoch 3, step 1"):
+        with self.assertRaisesRegex(errors.TrainingError, "RS loss became NaN or Inf at epoch 3, step 1"):
             trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
                           callbacks=[PoisonAfterEpochTwo()])
-        latest = tf.train.latest_checkpoint(str(run_dir / trainer.CHECKPOINT_DIR))
+        latest = tf.train.latest_checkpoint(str(run_dir / runs.CHECKPOINT_DIR))
         self.assertTrue(latest.endswith("ckpt-2"), latest)
-        self.assertFalse((run_dir / trainer.RESULTS_FILE).exists())
+        self.assertFalse((run_dir / runs.RESULTS_FILE).exists())
 
     def test_same_seed_same_results(self):
         ratings, kg = two_taste_dataset(n_users=60)
         dataset = data.build_dataset(ratings, kg, seed=0)
         config = MKRConfig(n_epochs=2, batch_size=32, seed=5)
-        first = trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
-        second = trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
+        first = trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None).results
+        second = trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None).results
         self.assertEqual([e["test_auc"] for e in first["history"]],
                          [e["test_auc"] for e in second["history"]])
 
     def test_each_graph_is_traced_once_per_run(self):
-        class KeepModel(trainer.TrainingCallback):
-            def on_train_end(self, results, model):
-                self.model = model
-
         ratings, kg = two_taste_dataset(n_users=40)
         dataset = data.build_dataset(ratings, kg, seed=0)
         for jit_compile in (False, True):
             with self.subTest(jit_compile=jit_compile):
                 run_dir = self.create_tempdir().full_path
-                keeper = KeepModel()
+                runners = []
                 # TensorBoard's step scalars and top-K run too: the graphs capture their state.
-                callbacks = [*summaries.training_callbacks(run_dir, quiet=True,
-                                                           summary_every_steps=2), keeper]
+                callbacks = mkr_callbacks.training_callbacks(run_dir, summary_every_steps=2)
                 config = MKRConfig(n_epochs=3, batch_size=64, kge_interval=1,
                                    jit_compile=jit_compile)
-                results = trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
+                make_runner = engine.make_runner
+                with mock.patch.object(engine, "make_runner", side_effect=lambda *arguments: (
+                        runners.append(make_runner(*arguments)) or runners[-1])):
+                    run = trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
                                         callbacks=callbacks)
-                rec_epoch, kg_epoch = keeper.model.epoch_functions(jit_compile)
-                for function in (rec_epoch, kg_epoch, keeper.model.predict_batch):
+                results = run.results
+                (runner,) = runners
+                for function in (*runner.epoch_functions, run.model.predict_batch):
                     self.assertEqual(function.experimental_get_tracing_count(), 1, function)
                 self.assertGreater(results["trace_seconds"], 0)
 
@@ -165,7 +173,7 @@ class TrainTest(tf.test.TestCase):
             config = MKRConfig(n_epochs=2, batch_size=32, kge_interval=1, seed=5,
                                jit_compile=jit_compile)
             histories[name] = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
-                                            log=lambda _: None)["history"]
+                                            log=lambda _: None).results["history"]
         keys = ("rs_loss", "kge_loss", "test_auc")
         figures = {name: [[epoch[key] for key in keys] for epoch in history]
                    for name, history in histories.items()}
@@ -186,7 +194,7 @@ class TrainingOptionsTest(tf.test.TestCase):
         config = MKRConfig(**{**dict(n_epochs=2, batch_size=64, lr_rs=0.01, kge_interval=1,
                                      seed=1), **options})
         return trainer.train(config, dataset, self.create_tempdir().full_path, "two_taste",
-                             log=lambda _: None)
+                             log=lambda _: None).results
 
     def test_each_option_changes_training_deterministically(self):
         paper = self._train()
@@ -224,7 +232,7 @@ class TrainingOptionsTest(tf.test.TestCase):
     def test_init_scale_sets_the_rows_scale(self):
         ratings, kg = two_taste_dataset()
         dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
-        model = trainer.build_model(MKRConfig(init_scale=0.5, dim=16), dataset)
+        model = mkr_model.build_model(MKRConfig(init_scale=0.5, dim=16), dataset)
         self.assertAllClose(np.std(model.entity_embedding.embeddings.numpy()), 0.5, rtol=0.1)
-        glorot = trainer.build_model(MKRConfig(dim=16), dataset)
+        glorot = mkr_model.build_model(MKRConfig(dim=16), dataset)
         self.assertLess(np.std(glorot.entity_embedding.embeddings.numpy()), 0.2)

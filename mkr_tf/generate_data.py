@@ -1,6 +1,6 @@
 r"""Synthetic datasets of any size in MKR's processed format, generated and written in chunks.
 
-  python -m mkr_tf.scale_data --output_dir=data/scale20m --users=1000000 --items=100000 \
+  python -m mkr_tf.generate_data --output_dir=data/scale20m --users=1000000 --items=100000 \
       --interactions=20000000 --triples=2000000
   MKR_DATA_DIR=data python -m mkr_tf.train --dataset=scale20m --batch_size=4096
 
@@ -27,10 +27,11 @@ from typing import Callable, Iterator
 
 from absl import flags
 import numpy as np
-import pandas as pd
 
+from data_prep import processed
 from mkr_tf import cli
 from mkr_tf import data as mkr_data
+from mkr_tf import errors
 from mkr_tf import negatives as negatives_lib
 
 FLAGS = flags.FLAGS
@@ -58,22 +59,22 @@ class ScaleSpec:
                      "n_attributes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+                raise errors.ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if self.n_interactions % 2 or self.n_interactions < 2 * self.n_users:
-            raise ValueError(
+            raise errors.ConfigError(
                 f"interactions must be even and at least 2·users ({2 * self.n_users:,}): each "
                 f"user has a positive or more, each positive a negative; "
                 f"got {self.n_interactions:,}")
         if self.n_triples < self.n_items:
-            raise ValueError(f"triples must be at least items ({self.n_items:,}): every item "
+            raise errors.ConfigError(f"triples must be at least items ({self.n_items:,}): every item "
                              f"states its genre; got {self.n_triples:,}")
         if not self.n_genres <= self.n_items:
-            raise ValueError(f"n_genres ({self.n_genres}) must not exceed n_items ({self.n_items})")
+            raise errors.ConfigError(f"n_genres ({self.n_genres}) must not exceed n_items ({self.n_items})")
         if self.n_relations < 2:
-            raise ValueError(f"n_relations must be >= 2 (genre and an attribute), "
+            raise errors.ConfigError(f"n_relations must be >= 2 (genre and an attribute), "
                              f"got {self.n_relations}")
         if not 0 <= self.genre_affinity <= 1 or self.popularity_skew < 1:
-            raise ValueError("genre_affinity must be in [0, 1] and popularity_skew >= 1")
+            raise errors.ConfigError("genre_affinity must be in [0, 1] and popularity_skew >= 1")
 
     @property
     def n_entities(self) -> int:
@@ -150,19 +151,13 @@ def write(spec: ScaleSpec, output_dir: os.PathLike, chunk_rows: int = DEFAULT_CH
           log: Callable[[str], None] = print) -> pathlib.Path:
     """Writes `spec`'s ratings_final.txt and kg_final.txt into `output_dir`; returns it."""
     if chunk_rows < 2:
-        raise ValueError(f"chunk_rows must be an integer >= 2, got {chunk_rows}")
+        raise errors.ConfigError(f"chunk_rows must be an integer >= 2, got {chunk_rows}")
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for name, chunks in ((mkr_data.RATINGS_FILE, rating_chunks(spec, chunk_rows)),
                          (mkr_data.KG_FILE, kg_chunks(spec, chunk_rows))):
         start = time.perf_counter()
-        temporary = output_dir / f".{name}.tmp"
-        n_rows = 0
-        with open(temporary, "w") as file:
-            for chunk in chunks:
-                pd.DataFrame(chunk).to_csv(file, sep="\t", header=False, index=False)
-                n_rows += len(chunk)
-        os.replace(temporary, output_dir / name)
+        n_rows = processed.write_table(output_dir / name, chunks)
         log(f"wrote {output_dir / name}: {n_rows:,} rows in {time.perf_counter() - start:.1f}s")
     return output_dir
 
@@ -190,7 +185,7 @@ def _main():
 
 def run():
     """Console-script entry point."""
-    cli.run("mkr_tf.scale_data", _main, _define_flags, user_errors=(ValueError, OSError))
+    cli.run("mkr_tf.generate_data", _main, _define_flags)
 
 
 if __name__ == "__main__":

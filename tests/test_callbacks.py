@@ -13,15 +13,19 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
+from mkr_tf import callbacks as mkr_callbacks
 from mkr_tf import data
+from mkr_tf import engine
 from mkr_tf import metrics
+from mkr_tf import model as mkr_model
 from mkr_tf import progress
-from mkr_tf import summaries
+from mkr_tf import runs
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 from tests.test_trainer import two_taste_dataset
 
 SUMMARY_EVERY_STEPS = 4
+_MAKE_RUNNER = engine.make_runner
 
 
 def read_scalars(logdir):
@@ -37,11 +41,6 @@ def read_scalars(logdir):
     return scalars, accumulator
 
 
-class ModelKeeper(trainer.TrainingCallback):
-    def on_train_begin(self, model, config, data, run_dir):
-        self.model = model
-
-
 class TTYStringIO(io.StringIO):
     def isatty(self):
         return True
@@ -55,16 +54,18 @@ class TrainingSummariesTest(tf.test.TestCase):
         ratings, kg = two_taste_dataset(n_users=80)
         cls.dataset = data.build_dataset(ratings, kg, seed=0)
         cls.run_dir = pathlib.Path(tf.compat.v1.test.get_temp_dir()) / "summaries_run"
-        cls.keeper = ModelKeeper()
         # Two epochs, then a resume to three: the step axis must go on, not restart.
         for n_epochs in (2, 3):
             config = MKRConfig(n_epochs=n_epochs, dim=8, batch_size=32, lr_rs=0.01,
                                lr_kge=0.01, kge_interval=1, seed=1)
-            callbacks = summaries.training_callbacks(
-                cls.run_dir, summary_every_steps=SUMMARY_EVERY_STEPS, quiet=True)
-            cls.results = trainer.train(config, cls.dataset, cls.run_dir, "two_taste",
-                                        log=callbacks[-1].log, callbacks=[cls.keeper, *callbacks])
-        cls.scalars, cls.accumulator = read_scalars(cls.run_dir / summaries.LOGS_SUBDIR)
+            callbacks = mkr_callbacks.training_callbacks(
+                cls.run_dir, summary_every_steps=SUMMARY_EVERY_STEPS)
+            # The runner records which step summaries the epoch graphs were built with.
+            with mock.patch.object(engine, "make_runner", side_effect=cls._record_runner):
+                run = trainer.train(config, cls.dataset, cls.run_dir, "two_taste",
+                                    log=lambda _: None, callbacks=callbacks)
+            cls.results = run.results
+        cls.scalars, cls.accumulator = read_scalars(cls.run_dir / mkr_callbacks.LOGS_SUBDIR)
 
     def test_writes_every_tag_with_finite_values(self):
         expected = {f"step/{name}" for name in (
@@ -106,27 +107,38 @@ class TrainingSummariesTest(tf.test.TestCase):
         self.assertAllClose(self.scalars["final/test_auc"][-1][1], self.results["test_auc"])
 
     def test_top_k_reaches_history_and_results(self):
-        on_disk = json.loads((self.run_dir / trainer.RESULTS_FILE).read_text())
+        on_disk = json.loads((self.run_dir / runs.RESULTS_FILE).read_text())
         self.assertIn("test_recall@20", on_disk["history"][-1])
         self.assertSetEqual(set(on_disk["test_topk"]),
                             {f"{m}@{k}" for m in ("precision", "recall", "ndcg", "hit_rate")
                              for k in (1, 2, 5, 10, 20, 50, 100)})
 
     def test_final_top_k_is_the_best_weights(self):
-        on_disk = json.loads((self.run_dir / trainer.RESULTS_FILE).read_text())
-        best = trainer.build_model(MKRConfig(**on_disk["config"]), self.dataset)
-        best.load_weights(self.run_dir / trainer.BEST_WEIGHTS_FILE)
+        on_disk = json.loads((self.run_dir / runs.RESULTS_FILE).read_text())
+        best = mkr_model.build_model(MKRConfig(**on_disk["config"]), self.dataset)
+        best.load_weights(self.run_dir / runs.BEST_WEIGHTS_FILE)
         evaluator = metrics.TopKEvaluator(self.dataset.train, self.dataset.test,
                                           self.dataset.n_items)
         self.assertEqual(on_disk["test_topk"], evaluator(best))
 
-    def test_summary_state_is_restored_after_training(self):
+    @classmethod
+    def _record_runner(cls, *arguments):
+        cls.runner = _MAKE_RUNNER(*arguments)
+        cls.step_summaries = arguments[-1]
+        return cls.runner
+
+    def test_no_summary_state_is_installed_globally(self):
+        # The writer, step and condition reach the epoch loop as arguments, not through
+        # tf.summary's default state, which stays as it was before training.
+        self.assertIsInstance(self.step_summaries, engine.StepSummaries)
         self.assertIsNone(tf.summary.experimental.get_step())
         self.assertFalse(bool(tf.summary.should_record_summaries()))
         # The epoch graph holds the closed writer; it must no longer write to it.
-        losses = self.keeper.model.rec_epoch(tf.constant(self.dataset.train),
-                                             tf.constant(32, tf.int64))
+        step = int(self.step_summaries.step.numpy())
+        losses = self.runner.rec_epoch(self.dataset.train, 32)
         self.assertTrue(np.isfinite(losses["rs_loss"]))
+        self.assertEqual(int(self.step_summaries.step.numpy()), step + int(losses["steps"]))
+        self.assertFalse(bool(self.step_summaries.should_write()))
 
 
 class FakeOptimizer:

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from mkr_tf import data
 from mkr_tf import errors
-from mkr_tf import run_folder
+from mkr_tf import runs
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 from tests.test_trainer import two_taste_dataset
@@ -27,7 +27,7 @@ def small_dataset():
 
 def train(run_dir, config=CONFIG, **options):
     return trainer.train(config, small_dataset(), run_dir, "two_taste", log=lambda _: None,
-                         **options)
+                         **options).results
 
 
 class RunFolderTest(tf.test.TestCase):
@@ -48,12 +48,12 @@ class RunFolderTest(tf.test.TestCase):
     def test_a_finished_run_is_recognised_and_overwrite_starts_it_afresh(self):
         folder = pathlib.Path(self.create_tempdir().full_path)
         results = train(folder)
-        wanted = run_folder.identity("two_taste", CONFIG.to_dict())
-        self.assertEqual(run_folder.finished_results(folder, wanted)["test_auc"],
+        wanted = runs.identity("two_taste", CONFIG.to_dict())
+        self.assertEqual(runs.finished_results(folder, wanted)["test_auc"],
                          results["test_auc"])
         # More epochs continue the run; other epochs are not "this very run".
-        longer = run_folder.identity("two_taste", {**CONFIG.to_dict(), "n_epochs": 3})
-        self.assertIsNone(run_folder.finished_results(folder, longer))
+        longer = runs.identity("two_taste", {**CONFIG.to_dict(), "n_epochs": 3})
+        self.assertIsNone(runs.finished_results(folder, longer))
         with self.assertRaisesRegex(errors.RunDirError,
                                     r"holds a run with other settings \(dim 4 there, 8 now\)"):
             train(folder, MKRConfig(n_epochs=2, dim=8, batch_size=64))
@@ -65,7 +65,7 @@ class RunFolderTest(tf.test.TestCase):
 
     def test_a_second_training_on_the_same_folder_is_refused(self):
         folder = pathlib.Path(self.create_tempdir().full_path)
-        held = os.open(folder / run_folder.LOCK_FILE, os.O_CREAT | os.O_RDWR)
+        held = os.open(folder / runs.LOCK_FILE, os.O_CREAT | os.O_RDWR)
         try:
             fcntl.flock(held, fcntl.LOCK_EX)  # as a running training does
             with self.assertRaisesRegex(
@@ -75,7 +75,7 @@ class RunFolderTest(tf.test.TestCase):
         finally:
             os.close(held)
         self.assertFalse((folder / "results.json").exists())
-        with run_folder.claimed(folder, run_folder.identity("two_taste", CONFIG.to_dict())):
+        with runs.claimed(folder, runs.identity("two_taste", CONFIG.to_dict())):
             pass  # once released, the folder can be claimed
 
     def test_a_full_disk_ends_in_one_line_and_keeps_the_last_good_checkpoint(self):
@@ -120,18 +120,19 @@ class RunFolderTest(tf.test.TestCase):
                     errors.RunDirError, f"^{folder}: cannot write best.weights.h5: file too large; "
                                         f"nothing was saved yet$"):
                 train(folder)
-        self.assertNotIn("tmp-best.weights.h5", os.listdir(folder))
+        # Only the marker and the lock: no temporary file, no best.weights.h5.
+        self.assertCountEqual(os.listdir(folder), [runs.MARKER_FILE, runs.LOCK_FILE])
 
     def test_output_folders_that_cannot_be_written_are_named(self):
         root = pathlib.Path(self.create_tempdir().full_path)
         (root / "file").write_text("")
         with self.assertRaisesRegex(errors.RunDirError, f"^--logdir {root}/file: is a file, "
                                                         f"not a folder$"):
-            run_folder.check_output_folder(root / "file", "--logdir")
+            runs.check_output_folder(root / "file", "--logdir")
         with self.assertRaisesRegex(errors.RunDirError, f"^--export_dir {root}/file/music: "
                                                         f"{root}/file is a file, not a folder$"):
-            run_folder.check_output_folder(root / "file" / "music", "--export_dir")
-        run_folder.check_output_folder(root / "new" / "deeper", "--export_dir")
+            runs.check_output_folder(root / "file" / "music", "--export_dir")
+        runs.check_output_folder(root / "new" / "deeper", "--export_dir")
         self.assertFalse((root / "new").exists())  # checked, not created
 
 

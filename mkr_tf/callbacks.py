@@ -1,6 +1,7 @@
-"""Observability of training: top-K evaluation, TensorBoard summaries and HParams, console progress.
+"""Observability of training: top-K evaluation, TensorBoard summaries and HParams.
 
-`training_callbacks` assembles them for `trainer.train`. TensorBoard tags:
+`training_callbacks` assembles them for `trainer.train`; console progress is
+`progress.ProgressCallback`. TensorBoard tags:
 
     step/<task>_<output>, step/<task>_examples_per_second   every N training steps (in graph;
                                                   x = global step of both tasks)
@@ -12,7 +13,6 @@
     final/<figure>                                the run's results, also HParams metrics
 """
 
-import contextlib
 import os
 import pathlib
 import time
@@ -21,11 +21,13 @@ from typing import Any, Sequence
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
+from mkr_tf import engine
+from mkr_tf import errors
 from mkr_tf import metrics
-from mkr_tf import progress
+from mkr_tf import runs
 from mkr_tf import trainer
 
-LOGS_SUBDIR = "logs"
+LOGS_SUBDIR = runs.LOGS_DIR
 # Final figures the HParams dashboard compares runs by; the top-K ones are the best weights'.
 _HPARAMS_RESULTS = ("eval_auc", "test_auc", "test_acc", "last_test_auc", "train_seconds")
 _HPARAMS_TOPK = ("test_precision@10", "test_recall@10", "test_ndcg@10", "test_hit_rate@10",
@@ -43,7 +45,7 @@ class TopKCallback(trainer.TrainingCallback):
     def __init__(self, every: int = 1, split: str = "test",
                  ks: Sequence[int] = metrics.TOPK_CUTOFFS):
         if every < 1:
-            raise ValueError(f"top-K evaluation needs every >= 1 epochs, got {every}")
+            raise errors.ConfigError(f"top-K evaluation needs every >= 1 epochs, got {every}")
         self.every, self.split, self.ks = every, split, ks
         self._evaluator = None
 
@@ -82,12 +84,11 @@ def _epoch_tag(key: str) -> str:
 class TensorBoardCallback(trainer.TrainingCallback):
     """Writes TensorBoard scalars of every epoch and every `summary_every_steps` steps, and HParams.
 
-    From `on_train_begin` to `on_train_end` this callback's writer is the thread's default
-    summary writer, its default step a tf.Variable that `MKR._epoch` advances once per training
-    step, and the recording condition `step % summary_every_steps == 0`, which the epoch graphs
-    capture when first traced (0: no step-level scalars); at the end the condition turns off
-    for good, so the model's epoch functions still run once the writer is closed. Epoch
-    scalars use the epoch as step.
+    Its `step_summaries` (`engine.StepSummaries`: this callback's writer, a step variable that
+    counts both tasks' training steps, every `summary_every_steps` steps; 0: none) go to the
+    epoch loop, which writes the step scalars; at the end they are closed for good, so the
+    traced epoch graphs still run once the writer is closed. Epoch scalars use the epoch as
+    step, written with the writer passed explicitly: no summary state is installed globally.
     At the end the run's configuration and final figures go to the HParams plugin, so that
     `tensorboard --logdir runs/` compares runs side by side.
     """
@@ -96,9 +97,6 @@ class TensorBoardCallback(trainer.TrainingCallback):
         self.logdir = pathlib.Path(logdir)
         self.summary_every_steps = summary_every_steps
         self._writer = None
-        self._step = None
-        self._training = None
-        self._active = contextlib.ExitStack()
         self._config = None
         self._n_train_rows = self._n_kg_rows = 0
         self._start_time = 0.0
@@ -108,18 +106,12 @@ class TensorBoardCallback(trainer.TrainingCallback):
         self._n_train_rows, self._n_kg_rows = len(data.train), len(data.kg)
         self._start_time = time.time()
         self._writer = tf.summary.create_file_writer(str(self.logdir))
-        every = self.summary_every_steps
-        # Both tasks' optimizers count their steps, also across a resumed run's checkpoint.
-        self._step = tf.Variable(
-            model.rs_optimizer.iterations + model.kge_optimizer.iterations, dtype=tf.int64,
-            trainable=False) if every > 0 else None
-        # The epoch graphs keep the condition after training, when the writer is closed.
-        self._training = tf.Variable(True, trainable=False)
-        self._active.enter_context(self._writer.as_default(step=self._step))
-        # A callable, so that the traced epoch loops evaluate it on the step at every step.
-        self._active.enter_context(tf.summary.record_if(
-            (lambda: tf.logical_and(self._training, tf.equal(self._step % every, 0)))
-            if every > 0 else False))
+        if self.summary_every_steps > 0:
+            # Both tasks' optimizers count their steps, also across a resumed run's checkpoint.
+            step = tf.Variable(model.rs_optimizer.iterations + model.kge_optimizer.iterations,
+                               dtype=tf.int64, trainable=False)
+            self.step_summaries = engine.StepSummaries(self._writer, step,
+                                                       self.summary_every_steps)
 
     def on_epoch_end(self, epoch: int, record: dict[str, Any], model) -> None:
         rows = self._n_train_rows + (self._n_kg_rows if "kge_loss" in record else 0)
@@ -130,7 +122,7 @@ class TensorBoardCallback(trainer.TrainingCallback):
         # under tf.distribute's synchronous strategies.
         scalars["learning_rate/rs"] = float(model.rs_optimizer.learning_rate.numpy())
         scalars["learning_rate/kge"] = float(model.kge_optimizer.learning_rate.numpy())
-        with tf.summary.record_if(True):
+        with self._writer.as_default(), tf.summary.record_if(True):
             for tag, value in scalars.items():
                 tf.summary.scalar(tag, value, step=epoch)
         self._writer.flush()
@@ -140,7 +132,7 @@ class TensorBoardCallback(trainer.TrainingCallback):
         final.update({f"test_{name}": value for name, value in results.get("test_topk", {}).items()
                       if f"test_{name}" in _HPARAMS_TOPK})
         hparams = {"dataset": results["dataset"], **self._config.to_dict()}
-        with tf.summary.record_if(True):
+        with self._writer.as_default(), tf.summary.record_if(True):
             hparams_api.hparams_config(
                 hparams=[hparams_api.HParam(name) for name in hparams],
                 metrics=[hparams_api.Metric(f"final/{name}", display_name=name)
@@ -152,28 +144,26 @@ class TensorBoardCallback(trainer.TrainingCallback):
         self.on_train_abort()
 
     def on_train_abort(self) -> None:
-        self._active.close()
-        self._training.assign(False)
+        if self.step_summaries is not None:
+            self.step_summaries.close()
         self._writer.close()
 
 
 def training_callbacks(run_dir: os.PathLike, logdir: os.PathLike | None = None,
-                       quiet: bool = False, topk_every: int = 1,
+                       topk_every: int = 1,
                        summary_every_steps: int = 100) -> list[trainer.TrainingCallback]:
     """The observability callbacks of a training run, in the order `trainer.train` needs them.
 
-    Top-K on the test split every `topk_every` epochs (0: never), TensorBoard logs in `logdir`
-    (default `<run_dir>/logs`) with step scalars every `summary_every_steps` steps (0: none),
-    and console progress. The last callback is the `progress.ProgressCallback`: pass its `log`
-    as `trainer.train`'s `log`, so the epoch lines print above the progress bar.
+    Top-K on the test split every `topk_every` epochs (0: never), then TensorBoard logs in
+    `logdir` (default `<run_dir>/logs`) with step scalars every `summary_every_steps` steps
+    (0: none), which record the top-K figures too.
     """
     for name, value in (("topk_every", topk_every), ("summary_every_steps", summary_every_steps)):
         if value < 0:
-            raise ValueError(f"{name} must be an integer >= 0 (0: off), got {value}")
+            raise errors.ConfigError(f"{name} must be an integer >= 0 (0: off), got {value}")
     callbacks: list[trainer.TrainingCallback] = []
     if topk_every > 0:
         callbacks.append(TopKCallback(every=topk_every))
     callbacks.append(TensorBoardCallback(
         logdir if logdir is not None else pathlib.Path(run_dir) / LOGS_SUBDIR, summary_every_steps))
-    callbacks.append(progress.ProgressCallback(quiet=quiet))
     return callbacks
