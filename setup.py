@@ -16,6 +16,8 @@ setuptools.setup(
     long_description=(pathlib.Path(__file__).parent / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["mkr_tf", "mkr_tf.*", "data_prep", "data_prep.*"]),
+    # The recommended presets (mkr_tf/presets/<dataset>.json) that mkr_tf.tune found.
+    package_data={"mkr_tf": ["presets/*.json"]},
     python_requires=">=3.10",
     # Bounded below the next major version, so that a release of one cannot break a fresh
     # install silently.
@@ -42,6 +44,7 @@ setuptools.setup(
             "mkr-plot=mkr_tf.plot:run",
             "mkr-prep=data_prep.__main__:run",
             "mkr-reproduce=mkr_tf.reproduce:run",
+            "mkr-tune=mkr_tf.tune:run",
             "mkr-export=mkr_tf.export:run",
             "mkr-recommend=mkr_tf.recommend:run",
             "mkr-generate-data=mkr_tf.generate_data:run",

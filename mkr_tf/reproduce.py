@@ -65,7 +65,7 @@ class Variant:
 PAPER_MKR, RECOMMENDED_MKR = "MKR", "MKR (recommended)"
 # The training options beyond the paper, each of which the recommended preset may turn on.
 OPTIONS = ("init_scale", "rs_negatives", "use_biases", "residual", "tie_item_entity", "rs_loss",
-           "kge_negatives")
+           "kge_negatives", "history_length")
 # The paper's ablations (Section 4.4) and the RS task alone; the recommended preset, without the
 # KGE task and without each option in turn.
 VARIANTS = (

@@ -191,7 +191,7 @@ def _describe(trial) -> str:
     attrs = trial.user_attrs
     if trial.state == optuna.trial.TrialState.PRUNED:
         last_epoch = max(trial.intermediate_values, default=0)
-        return (f"pruned at epoch {last_epoch} (eval AUC "
+        return (f"pruned at epoch {last_epoch} (eval figure "
                 f"{trial.intermediate_values.get(last_epoch, float('nan')):.4f})")
     if trial.state != optuna.trial.TrialState.COMPLETE:
         return str(trial.state.name.lower())

@@ -94,6 +94,25 @@ def all_pairs(data: mkr_data.MKRData) -> tuple[np.ndarray, np.ndarray]:
     return users.ravel(), items.ravel()
 
 
+def check_the_export_scores_as_the_model(model, data: mkr_data.MKRData, tmp_path,
+                                         ks: tuple[int, ...]) -> None:
+    """The export's probabilities are the model's, and its `recommend` ranks them (brute force)."""
+    saved = tf.saved_model.load(str(export.export_model(model, data, tmp_path,
+                                                        log=lambda _: None)))
+    users, items = all_pairs(data)
+    probabilities = saved.signatures["serving_default"](
+        user_id=tf.constant(users), item_id=tf.constant(items))["probability"].numpy()
+    np.testing.assert_allclose(
+        probabilities, model.predict_batch(tf.constant(users), tf.constant(items)).numpy(),
+        rtol=0, atol=1e-6)
+    for k in ks:
+        top = saved.signatures["recommend"](user_id=tf.range(data.n_users, dtype=tf.int64),
+                                            k=tf.constant(k))
+        check_against_brute_force(probabilities.reshape(data.n_users, data.n_items),
+                                  top["item_ids"].numpy(), top["scores"].numpy(),
+                                  train_history(data))
+
+
 def check_against_brute_force(probabilities: np.ndarray, item_ids: np.ndarray,
                               scores: np.ndarray, history: list[set[int]]) -> None:
     """`recommend`'s answer against a numpy ranking of every unseen item by its probability.
@@ -333,21 +352,17 @@ class TestExport:
 
     def test_mlp_head_ranks_every_pair_through_the_mlp(self, tmp_path):
         data = small_data(Sizes(n_users=6, n_items=12, n_entities=20, n_relations=2))
-        model = small_model(data, use_inner_product=False)
-        version_dir = export.export_model(model, data, tmp_path, log=lambda _: None)
-        saved = tf.saved_model.load(str(version_dir))
-        users, items = all_pairs(data)
-        probabilities = saved.signatures["serving_default"](
-            user_id=tf.constant(users), item_id=tf.constant(items))["probability"].numpy()
-        np.testing.assert_allclose(
-            probabilities, model.predict_batch(tf.constant(users), tf.constant(items)).numpy(),
-            rtol=0, atol=1e-6)
-        for k in (K, data.n_items):
-            top = saved.signatures["recommend"](user_id=tf.range(data.n_users, dtype=tf.int64),
-                                                k=tf.constant(k))
-            check_against_brute_force(probabilities.reshape(data.n_users, data.n_items),
-                                      top["item_ids"].numpy(), top["scores"].numpy(),
-                                      train_history(data))
+        check_the_export_scores_as_the_model(small_model(data, use_inner_product=False), data,
+                                             tmp_path, ks=(K, data.n_items))
+
+    def test_options_beyond_the_paper_serve_as_they_score(self, tmp_path):
+        # Users' histories, biases and one table for items and entities are all in the export.
+        data = small_data(Sizes(n_users=6, n_items=12, n_entities=20, n_relations=2))
+        config = MKRConfig(dim=4, L=2, history_length=3, use_biases=True, tie_item_entity=True,
+                           residual=True)
+        model = mkr_model.build_model(config, data)
+        model.item_bias.embeddings.assign(tf.random.normal([data.n_items, 1]))
+        check_the_export_scores_as_the_model(model, data, tmp_path, ks=(K,))
 
     def test_versions_count_up_past_the_highest_and_ignore_other_folders(self, exported, tmp_path):
         data, model, _ = exported

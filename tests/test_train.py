@@ -13,6 +13,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import presets
 from mkr_tf.config import MKRConfig
 from tests.test_trainer import two_taste_dataset
 
@@ -86,13 +87,19 @@ class TrainCommandTest(tf.test.TestCase):
                                  capture_output=True, text=True, timeout=120, check=True)
         return json.loads(process.stdout)
 
-    def test_paper_settings_are_the_defaults_and_flags_override_them(self):
-        config = self._config_from_command_line("--dataset=music")["config"]
+    def test_presets_give_the_defaults_and_flags_override_them(self):
+        config = self._config_from_command_line("--dataset=music", "--preset=paper")["config"]
         self.assertEqual([config[name] for name in ("dim", "L", "batch_size", "lr_rs", "lr_kge")],
                          [4, 2, 256, 1e-3, 2e-4])
         self.assertEqual(self._config_from_command_line(
-            "--dataset=music", "--lr_rs=0.5", "--cross_unit=dcn")["config"]
+            "--dataset=music", "--preset=paper", "--lr_rs=0.5", "--cross_unit=dcn")["config"]
             | {"lr_rs": 1e-3, "cross_unit": "cross_compress"}, config)
+        # Without --preset, music takes its recommended preset; a flag still wins over it.
+        recommended = presets.settings("music", "recommended")
+        config = self._config_from_command_line("--dataset=music", "--dim=12")["config"]
+        self.assertEqual({name: config[name] for name in recommended if name != "dim"},
+                         {name: value for name, value in recommended.items() if name != "dim"})
+        self.assertEqual(config["dim"], 12)
 
     def test_every_config_field_is_a_flag_with_the_fields_help(self):
         helps = self._config_from_command_line()["help"]

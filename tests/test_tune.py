@@ -41,7 +41,8 @@ class TuneTest(tf.test.TestCase):
         document = json.loads((study_dir / tune.PRESET_FILE).read_text())
         self.assertEqual(document["found_by"], "python -m mkr_tf.tune x")
         self.assertEqual(presets.read(study_dir / tune.PRESET_FILE), settings)
-        self.assertEqual(set(settings), set(SMALL_SPACE) | {"n_epochs"})
+        self.assertEqual(set(settings), set(SMALL_SPACE) | {"n_epochs", "select_on"})
+        self.assertEqual(settings["select_on"], "auc+ndcg@10")
         study = optuna.load_study(study_name="mkr-two_taste",
                                   storage=self._search(study_dir).storage_url)
         best = study.best_trial
@@ -97,9 +98,9 @@ class TuneTest(tf.test.TestCase):
 
         trial = Trial()
         callback = tune._pruning_callback(trial)
-        callback.on_epoch_end(1, {"eval_auc": 0.6}, None)
+        callback.on_epoch_end(1, {"eval_selection": 0.6}, None)
         with self.assertRaises(optuna.TrialPruned):
-            callback.on_epoch_end(2, {"eval_auc": 0.7}, None)
+            callback.on_epoch_end(2, {"eval_selection": 0.7}, None)
         self.assertEqual(trial.reported, [(1, 0.6), (2, 0.7)])
 
     def test_a_study_dir_of_other_files_is_refused_in_one_line(self):
