@@ -9,9 +9,6 @@ from mkr_tf import errors
 from mkr_tf import layers as mkr_layers
 from mkr_tf import optimizers as mkr_optimizers
 
-# How the RS task is trained: each row's cross-entropy (the paper's), or each positive row's
-# softmax over the whole catalogue (its negative rows are then unused).
-RS_LOSSES = mkr_config.RS_LOSSES
 
 def check_ids(ids, table_size, name):
     """`ids` as int64, or an InvalidArgumentError naming the first id outside [0, table_size)."""
@@ -86,6 +83,13 @@ class MKR(keras.Model):
                  use_biases=False, residual=False, tie_item_entity=False, rs_loss="pointwise",
                  kge_negatives=0, history_length=0, seed=0, **kwargs):
         super().__init__(**kwargs)
+        # The settings are checked by MKRConfig's rules, the one place they are written.
+        mkr_config.MKRConfig(
+            dim=dim, L=L, H=H, l2_weight=l2_weight, use_inner_product=use_inner_product,
+            lr_rs=lr_rs, lr_kge=lr_kge, optimizer=optimizer, cross_unit=cross_unit,
+            init_scale=init_scale, use_biases=use_biases, residual=residual,
+            tie_item_entity=tie_item_entity, rs_loss=rs_loss, kge_negatives=kge_negatives,
+            history_length=history_length, seed=seed)
         if n_entities < n_items:
             raise ValueError(
                 f"n_entities ({n_entities}) must cover every item (n_items={n_items}): entity i is item i")
@@ -96,16 +100,8 @@ class MKR(keras.Model):
         self.use_inner_product = bool(use_inner_product)
         self.lr_rs, self.lr_kge = float(lr_rs), float(lr_kge)
         self.optimizer_name = optimizer
-        if cross_unit not in mkr_layers.CROSS_UNITS:
-            raise ValueError(f"cross_unit must be one of {sorted(mkr_layers.CROSS_UNITS)}, got {cross_unit!r}")
         self.cross_unit = cross_unit
         self.init_scale = float(init_scale)
-        if rs_loss not in RS_LOSSES:
-            raise errors.ConfigError(f"rs_loss must be one of {RS_LOSSES}, got {rs_loss!r}")
-        if (use_biases or rs_loss == "softmax") and not self.use_inner_product:
-            raise errors.ConfigError("use_biases and rs_loss='softmax' need use_inner_product=True")
-        if residual and cross_unit != "cross_compress":
-            raise errors.ConfigError(f"residual is an option of cross_compress, not of {cross_unit}")
         self.use_biases, self.residual = bool(use_biases), bool(residual)
         self.tie_item_entity, self.rs_loss = bool(tie_item_entity), rs_loss
         self.kge_negatives, self.seed = int(kge_negatives), int(seed)
