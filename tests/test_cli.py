@@ -18,7 +18,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # setup.py's console scripts.
 ENTRY_POINTS = ("mkr_tf.train", "mkr_tf.baselines", "mkr_tf.evaluate", "mkr_tf.export", "mkr_tf.recommend",
-                "mkr_tf.reproduce", "mkr_tf.plot", "mkr_tf.generate_data",
+                "mkr_tf.reproduce", "mkr_tf.tune", "mkr_tf.plot", "mkr_tf.generate_data",
                 "data_prep")
 IMPORTS_TENSORFLOW = ()
 # Runs `module` as `python -m module --help` does, then reports whether TensorFlow was imported.
@@ -39,6 +39,7 @@ _READS_DATA = {
     "mkr_tf.train": lambda flags: flags.get("dataset", "synthetic") == "synthetic",
     "mkr_tf.reproduce": lambda flags: "quick" in flags,
     "mkr_tf.baselines": lambda flags: flags.get("dataset", "synthetic") == "synthetic",
+    "mkr_tf.tune": lambda flags: flags.get("dataset", "synthetic") == "synthetic",
     "data_prep": lambda flags: "nodownload" in flags,  # fails offline with placement advice
     "benchmarks/train_speed.py": lambda flags: False,
     "benchmarks/paper_table.py": lambda flags: False,
