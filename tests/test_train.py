@@ -167,13 +167,17 @@ class TrainCommandTest(tf.test.TestCase):
              "--batch_size=64", "--topk_every=0", "--quiet", "--noexport", f"--run_dir={run_dir}"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
             env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3",
-                     MKR_DATA_DIR=str(root)))
+                     MKR_DATA_DIR=str(root)),
+            # A terminal's Ctrl-C, whatever this test process was left ignoring.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        seen = []
         for line in process.stdout:
+            seen.append(line)
             if line.startswith("epoch   1/"):
                 process.send_signal(signal.SIGINT)
                 break
-        _, stderr = process.communicate(timeout=120)
-        self.assertEqual(process.returncode, 130, stderr)
+        stdout, stderr = process.communicate(timeout=120)
+        self.assertEqual(process.returncode, 130, "".join(seen) + stdout + stderr)
         self.assertNotIn("Traceback", stderr)
         self.assertLen(error_lines(stderr), 1, stderr)
         self.assertRegex(error_lines(stderr)[0],
