@@ -273,7 +273,7 @@ def _main():
         raise errors.MKRError(f"--study_dir {study_dir}: not a folder")
     foreign = (sorted(set(os.listdir(study_dir)) - {STUDY_FILE, PRESET_FILE, HPARAMS_DIR})
                if study_dir.is_dir() else [])
-    foreign = [entry for entry in foreign if not entry.startswith(("trial-", ".preset"))]
+    foreign = [entry for entry in foreign if not entry.startswith(("trial-", ".tmp-"))]
     if foreign:
         raise errors.MKRError(f"--study_dir {study_dir}: holds {foreign[0]}, which is not a "
                               f"study's; choose a new or empty folder")
