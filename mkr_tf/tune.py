@@ -31,6 +31,7 @@ from absl import flags
 from mkr_tf import cli
 from mkr_tf import config as mkr_config
 from mkr_tf import errors
+from mkr_tf import files
 from mkr_tf import lazy
 from mkr_tf import presets
 
@@ -273,7 +274,7 @@ def _main():
         raise errors.MKRError(f"--study_dir {study_dir}: not a folder")
     foreign = (sorted(set(os.listdir(study_dir)) - {STUDY_FILE, PRESET_FILE, HPARAMS_DIR})
                if study_dir.is_dir() else [])
-    foreign = [entry for entry in foreign if not entry.startswith(("trial-", ".tmp-"))]
+    foreign = [entry for entry in foreign if not entry.startswith(("trial-", files.TEMPORARY_PREFIX))]
     if foreign:
         raise errors.MKRError(f"--study_dir {study_dir}: holds {foreign[0]}, which is not a "
                               f"study's; choose a new or empty folder")
