@@ -35,16 +35,17 @@ _HPARAMS_TOPK = ("test_precision@10", "test_recall@10", "test_ndcg@10", "test_hi
 
 
 class TopKCallback(trainer.TrainingCallback):
-    """Adds the top-K metrics of a split to the epoch's record every `every` epochs.
+    """The top-K metrics of a split for the best weights at the end, and every `every` epochs.
 
     Keys are `<split>_<metric>@<K>` (e.g. `test_recall@20`, see `metrics.ranking_metrics`)
     and `topk_seconds`; they reach results.json's history, TensorBoard and the console.
-    At the end, the best weights' figures go to the results as `<split>_topk`.
+    At the end, the best weights' figures go to the results as `<split>_topk`. With `every`
+    None, top-K runs only then: over a large catalogue it costs more than an epoch's training.
     """
 
-    def __init__(self, every: int = 1, split: str = "test",
+    def __init__(self, every: int | None = 1, split: str = "test",
                  ks: Sequence[int] = metrics.TOPK_CUTOFFS):
-        if every < 1:
+        if every is not None and every < 1:
             raise errors.ConfigError(f"top-K evaluation needs every >= 1 epochs, got {every}")
         self.every, self.split, self.ks = every, split, ks
         self._evaluator = None
@@ -54,7 +55,7 @@ class TopKCallback(trainer.TrainingCallback):
                                                 data.n_items, self.ks)
 
     def on_epoch_end(self, epoch: int, record: dict[str, Any], model) -> None:
-        if epoch % self.every:
+        if self.every is None or epoch % self.every:
             return
         start = time.perf_counter()
         figures = self._evaluator(model)
@@ -150,20 +151,21 @@ class TensorBoardCallback(trainer.TrainingCallback):
 
 
 def training_callbacks(run_dir: os.PathLike, logdir: os.PathLike | None = None,
-                       topk_every: int = 1,
+                       topk_every: int | None = None,
                        summary_every_steps: int = 100) -> list[trainer.TrainingCallback]:
     """The observability callbacks of a training run, in the order `trainer.train` needs them.
 
-    Top-K on the test split every `topk_every` epochs (0: never), then TensorBoard logs in
+    Top-K on the test split for the best weights at the end, and every `topk_every` epochs
+    (None: only at the end; 0: never), then TensorBoard logs in
     `logdir` (default `<run_dir>/logs`) with step scalars every `summary_every_steps` steps
     (0: none), which record the top-K figures too.
     """
     for name, value in (("topk_every", topk_every), ("summary_every_steps", summary_every_steps)):
-        if value < 0:
+        if value is not None and value < 0:
             raise errors.ConfigError(f"{name} must be an integer >= 0 (0: off), got {value}")
     callbacks: list[trainer.TrainingCallback] = []
-    if topk_every > 0:
-        callbacks.append(TopKCallback(every=topk_every))
+    if topk_every != 0:
+        callbacks.append(TopKCallback(every=topk_every or None))
     callbacks.append(TensorBoardCallback(
         logdir if logdir is not None else pathlib.Path(run_dir) / LOGS_SUBDIR, summary_every_steps))
     return callbacks

@@ -4,7 +4,9 @@
 variables and optimizers); this module says how it is run. A runner, made by `make_runner`,
 trains on rows in their order and evaluates; every runner has the same four methods:
 
-    trace()                    builds the graphs it can build before the first epoch
+    trace(rec_rows, kg_rows, batch_size)
+                               builds the graphs it can build before the first epoch, for
+                               epochs of that many rows
     rec_epoch(rows, batch_size), kg_epoch(rows, batch_size)
                                one pass of `rec_update` / `kg_update` over consecutive batches of
                                the [n, 3] rows (RS_COLUMNS / KG_COLUMNS); returns the
@@ -12,8 +14,8 @@ trains on rows in their order and evaluates; every runner has the same four meth
                                `first_nonfinite_step` (-1: none)
     predict(ratings)           click probabilities of the (user, item) columns of `ratings`
 
-  LocalRunner            the default strategy: whole-epoch graphs in this process, steps
-                         optionally compiled by XLA.
+  LocalRunner            the default strategy: whole-epoch graphs in this process, or with
+                         jit_compile whole epochs compiled by XLA (`CompiledEpoch`).
   SynchronousRunner      mirrored and multi_worker: every replica steps on its share of each
                          global batch, gradients summed.
   ParameterServerRunner  parameter_server: the chief schedules closures of steps on the workers.
@@ -22,6 +24,7 @@ Step-level TensorBoard scalars are written only through a `StepSummaries` handed
 the loop reads no summary writer, step or recording condition that someone else installed.
 """
 
+import time
 from typing import Any, Sequence
 
 import keras
@@ -214,48 +217,158 @@ def _distributed_step(strategy, update, column_names, output_names):
     return step
 
 
+def padded_batches(rows: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`rows` [n, 3] as [ceil(n / batch_size), batch_size, 3] batches and their row weights.
+
+    The last batch is filled up with copies of its first row, weighted 0: see `MKR.rec_update`.
+    """
+    n_rows = len(rows)
+    n_batches = -(-n_rows // batch_size)
+    padding = n_batches * batch_size - n_rows
+    weights = np.ones(n_batches * batch_size, np.float32)
+    if padding:
+        rows = np.concatenate([rows, np.repeat(rows[n_rows - n_rows % batch_size][None], padding,
+                                               axis=0)])
+        weights[n_rows:] = 0.0
+    return rows.reshape(n_batches, batch_size, 3), weights.reshape(n_batches, batch_size)
+
+
+class CompiledEpoch:
+    """A whole epoch of `update` steps as one XLA computation, compiled once per row count.
+
+    XLA needs fixed shapes, so the epoch's rows come as `padded_batches`. Per-step dispatch is
+    what costs on CPU (MKR's steps are microseconds of arithmetic), and a compiled loop has none.
+    Called as `epoch_loop`'s epoch functions are, with the same results. XLA cannot write
+    summaries, so the loop returns each step's outputs, and `summaries` are written from them
+    after the loop (their examples/s is then the epoch's mean rate).
+    """
+
+    def __init__(self, update, column_names, output_names,
+                 summaries: StepSummaries | None = None):
+        self.output_names, self.summaries = output_names, summaries
+
+        @tf.function(jit_compile=True, autograph=False)
+        def run(batches, weights, n_steps):
+            def body(step, per_step):
+                batch = columns(batches[step], column_names)
+                batch["weight"] = weights[step]
+                outputs = update(batch)
+                return step + 1, tf.tensor_scatter_nd_update(
+                    per_step, [[step]], [tf.stack([outputs[name] for name in output_names])])
+            per_step = tf.zeros([tf.shape(batches)[0], len(output_names)])
+            _, per_step = tf.while_loop(lambda step, _: step < n_steps, body,
+                                        (tf.constant(0), per_step))
+            return per_step
+
+        self.run = run
+
+    def experimental_get_tracing_count(self) -> int:
+        return self.run.experimental_get_tracing_count()
+
+    def compile(self, n_rows: int, batch_size: int) -> None:
+        """Compiles the epoch for `n_rows` rows by running it for no step: nothing is trained."""
+        n_batches = -(-n_rows // batch_size)
+        self.run(tf.zeros([n_batches, batch_size, 3], tf.int64),
+                 tf.zeros([n_batches, batch_size]), tf.constant(0))
+
+    def __call__(self, rows: np.ndarray, batch_size: int) -> dict[str, Any]:
+        batches, weights = padded_batches(np.asarray(rows), batch_size)
+        start = time.perf_counter()
+        per_step = self.run(tf.constant(batches), tf.constant(weights),
+                            tf.constant(len(batches))).numpy()
+        seconds = time.perf_counter() - start
+        rows_per_step = weights.sum(axis=1)
+        means = {name: float(per_step[:, index] @ rows_per_step / max(rows_per_step.sum(), 1.0))
+                 for index, name in enumerate(self.output_names)}
+        nonfinite = np.flatnonzero(~np.isfinite(per_step[:, 0]))
+        means["steps"] = len(batches)
+        means["first_nonfinite_step"] = int(nonfinite[0]) if len(nonfinite) else -1
+        if self.summaries is not None and len(batches):
+            _write_step_windows(self.summaries, self.output_names, per_step, rows_per_step,
+                                seconds)
+        return means
+
+
+def _write_step_windows(summaries: StepSummaries, output_names, per_step, rows_per_step,
+                        seconds) -> None:
+    """Writes what `epoch_loop` would have for steps whose outputs came back from XLA."""
+    first_step = int(summaries.step.numpy()) + 1
+    steps = np.arange(first_step, first_step + len(per_step))
+    summaries.step.assign(int(steps[-1]))
+    if not summaries.active.numpy():
+        return
+    ends = np.flatnonzero(steps % summaries.every == 0)
+    if not len(ends):
+        return
+    # A window runs from the step after the last write in this epoch to a write step.
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    weighted = np.concatenate([np.zeros([1, len(output_names)]),
+                               np.cumsum(per_step * rows_per_step[:, None], axis=0)])
+    rows = np.concatenate([[0.0], np.cumsum(rows_per_step)])
+    window_rows = rows[ends + 1] - rows[starts]
+    window_means = (weighted[ends + 1] - weighted[starts]) / window_rows[:, None]
+    rate = rows[-1] / max(seconds, 1e-9)
+    with summaries.writer.as_default(), tf.summary.record_if(True), tf.name_scope("step/"):
+        for step, means in zip(steps[ends], window_means):
+            for name, value in zip(output_names, means):
+                tf.summary.scalar(name, value, step=int(step))
+            tf.summary.scalar(f"{output_names[0].partition('_')[0]}_examples_per_second", rate,
+                              step=int(step))
+
+
 class LocalRunner:
     """The default strategy: whole-epoch graphs in this process, as fast as one process goes.
 
-    The steps are the model's `rec_step` / `kg_step`, or with `jit_compile` its `rec_update` /
-    `kg_update` compiled by XLA, which compiles a step per batch shape: one for the whole
-    batches, one for a smaller last one.
+    The epochs are `epoch_loop`s of the model's `rec_step` / `kg_step`, or with `jit_compile`
+    `CompiledEpoch`s of its `rec_update` / `kg_update`.
     """
 
     def __init__(self, model, jit_compile: bool = False, summaries: StepSummaries | None = None):
         self.model = model
         if jit_compile:
-            rec_step = tf.function(model.rec_update, jit_compile=True, autograph=False)
-            kg_step = tf.function(model.kg_update, jit_compile=True, autograph=False)
+            self.epoch_functions = (
+                CompiledEpoch(model.rec_update, RS_COLUMNS, RS_OUTPUTS, summaries),
+                CompiledEpoch(model.kg_update, KG_COLUMNS, KG_OUTPUTS, summaries))
         else:
-            rec_step, kg_step = model.rec_step, model.kg_step
-        self.epoch_functions = (
-            epoch_function(lambda rows: rec_step(columns(rows, RS_COLUMNS)), RS_OUTPUTS, summaries),
-            epoch_function(lambda rows: kg_step(columns(rows, KG_COLUMNS)), KG_OUTPUTS, summaries))
+            self.epoch_functions = (
+                epoch_function(lambda rows: model.rec_step(columns(rows, RS_COLUMNS)),
+                               RS_OUTPUTS, summaries),
+                epoch_function(lambda rows: model.kg_step(columns(rows, KG_COLUMNS)),
+                               KG_OUTPUTS, summaries))
 
-    def trace(self) -> None:
-        """Traces and instantiates the epoch and predict graphs by running them on no rows.
+    def trace(self, rec_rows: int = 0, kg_rows: int = 0, batch_size: int = 1) -> None:
+        """Builds the epoch and predict graphs before the first epoch; nothing is trained.
 
-        Nothing is trained. The step graph inside the loop is instantiated, and with
-        jit_compile compiled by XLA, when it first runs on a batch: that stays in the first epoch.
+        Epochs of `rec_rows` and `kg_rows` rows in batches of `batch_size` are compiled then,
+        with jit_compile. Without it, the step graph inside the loop is instantiated when it
+        first runs on a batch: that stays in the first epoch.
         """
-        no_rows, no_ids = tf.zeros([0, 3], tf.int64), tf.zeros([0], tf.int64)
-        batch_size = tf.constant(1, tf.int64)
-        for epoch in self.epoch_functions:
-            epoch(no_rows, batch_size)
+        for epoch, n_rows in zip(self.epoch_functions, (rec_rows, kg_rows)):
+            if isinstance(epoch, CompiledEpoch):
+                if n_rows:
+                    epoch.compile(n_rows, batch_size)
+            else:
+                _run_epoch(epoch, np.zeros([0, 3], np.int64), 1)
+        no_ids = tf.zeros([0], tf.int64)
         self.model.predict_batch(no_ids, no_ids)
 
     def rec_epoch(self, rows, batch_size: int) -> dict[str, Any]:
-        return self.epoch_functions[0](tf.constant(rows), tf.constant(batch_size, tf.int64))
+        return _run_epoch(self.epoch_functions[0], rows, batch_size)
 
     def kg_epoch(self, rows, batch_size: int) -> dict[str, Any]:
-        return self.epoch_functions[1](tf.constant(rows), tf.constant(batch_size, tf.int64))
+        return _run_epoch(self.epoch_functions[1], rows, batch_size)
 
     def predict(self, ratings: np.ndarray) -> np.ndarray:
         """Click probabilities for the (user, item) columns of `ratings`, in large graph batches."""
         return np.concatenate([
             self.model.predict_batch(tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1])).numpy()
             for chunk in np.array_split(ratings, max(1, -(-len(ratings) // EVAL_BATCH_SIZE)))])
+
+
+def _run_epoch(epoch, rows, batch_size: int) -> dict[str, Any]:
+    if isinstance(epoch, CompiledEpoch):
+        return epoch(rows, batch_size)
+    return epoch(tf.constant(rows), tf.constant(batch_size, tf.int64))
 
 
 def predict(model, ratings: np.ndarray) -> np.ndarray:
@@ -278,7 +391,7 @@ class _StrategyRunner:
             _distributed_step(strategy, model.kg_update, KG_COLUMNS, KG_OUTPUTS), KG_OUTPUTS,
             summaries)
 
-    def trace(self) -> None:
+    def trace(self, rec_rows: int = 0, kg_rows: int = 0, batch_size: int = 1) -> None:
         """Nothing ahead: these graphs are traced by their first call, on real batches (a
         collective keeps the shapes it first sees)."""
 

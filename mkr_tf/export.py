@@ -262,14 +262,17 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
     def ids(name):
         return tf.TensorSpec([None], tf.int64, name=name)
 
-    @tf.function(input_signature=[ids("user_id"), ids("item_id")])
+    # autograph=False: these bodies have no Python control flow on tensors, and autograph's
+    # source conversion was most of the export's time.
+    @tf.function(input_signature=[ids("user_id"), ids("item_id")], autograph=False)
     def predict(user_id, item_id):
         user_id, item_id = _checked_same_length(user_id=user_id, item_id=item_id).values()
         user_id = _checked_ids(user_id, n_users, "user_id")
         item_id = _checked_ids(item_id, n_items, "item_id")
         return {"probability": model({"user": user_id, "item": item_id})}
 
-    @tf.function(input_signature=[ids("user_id"), tf.TensorSpec([], tf.int32, name="k")])
+    @tf.function(input_signature=[ids("user_id"), tf.TensorSpec([], tf.int32, name="k")],
+                 autograph=False)
     def recommend(user_id, k):
         user_id = _checked_ids(user_id, n_users, "user_id")
         k = _checked_k(k, n_items)
@@ -279,7 +282,7 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
         return {"item_ids": top_items,
                 "scores": tf.where(top_items >= 0, tf.sigmoid(top_logits), 0.0)}
 
-    @tf.function(input_signature=[ids("head"), ids("relation"), ids("tail")])
+    @tf.function(input_signature=[ids("head"), ids("relation"), ids("tail")], autograph=False)
     def kg_score(head, relation, tail):
         head, relation, tail = _checked_same_length(
             head=head, relation=relation, tail=tail).values()

@@ -28,12 +28,20 @@ def _l2(tensor):
     return tf.nn.l2_loss(tensor)
 
 
-def _batch_mean(per_example, global_batch_size):
+def _batch_mean(per_example, global_batch_size, row_weights=None):
     """The batch mean of `per_example`, or under `strategy.run` this replica's part of the mean
-    over a global batch of `global_batch_size` examples."""
+    over a global batch of `global_batch_size` examples. With `row_weights` (1: a real row, 0: a
+    padding row), the mean over the real rows."""
+    if row_weights is not None:
+        return tf.reduce_sum(per_example * row_weights) / tf.reduce_sum(row_weights)
     if global_batch_size is None:
         return tf.reduce_mean(per_example)
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+
+
+def _masked(vectors, row_weights):
+    """`vectors` with their padding rows zeroed, so that those add nothing to an L2 term."""
+    return vectors if row_weights is None else vectors * row_weights[:, None]
 
 
 def _replica_part(batch_independent, global_batch_size):
@@ -311,8 +319,14 @@ class MKR(keras.Model):
         of a global batch of that many rows, and each output is this share's part of the global
         batch's figure: summed over the replicas, as the optimizer sums their gradients, they
         give the global batch's.
+
+        An optional `batch["weight"]` (float, 1 for a real row, 0 for padding) makes a batch of
+        fixed shape train exactly as its real rows alone would: a padding row repeats a real
+        row's ids, so it adds zero gradient to rows the batch touches anyway, and LazyAdam
+        moves no other row.
         """
         labels = tf.cast(batch["label"], tf.float32)
+        row_weights = batch.get("weight")
         with tf.GradientTape() as tape:
             user_vectors = self.user_vectors(batch["user"], excluded_items=batch["item"])
             item_vectors, _ = self.item_and_head_vectors(batch["item"])
@@ -321,13 +335,14 @@ class MKR(keras.Model):
                 per_row = labels * tf.nn.sparse_softmax_cross_entropy_with_logits(
                     labels=batch["item"], logits=self.catalogue_logits(user_vectors, catalogue))
                 # The mean over the positive rows; the negative rows add nothing.
-                base_loss = _batch_mean(per_row, global_batch_size) / tf.maximum(
-                    tf.reduce_mean(labels), 1e-6)
+                base_loss = _batch_mean(per_row, global_batch_size, row_weights) / tf.maximum(
+                    _batch_mean(labels, None, row_weights), 1e-6)
             else:
                 base_loss = _batch_mean(tf.nn.sigmoid_cross_entropy_with_logits(
                     labels=labels, logits=self.rs_logits(user_vectors, item_vectors)),
-                    global_batch_size)
-            l2_loss = _l2(user_vectors) + _l2(item_vectors) + _replica_part(tf.add_n(
+                    global_batch_size, row_weights)
+            l2_loss = _l2(_masked(user_vectors, row_weights)) + _l2(
+                _masked(item_vectors, row_weights)) + _replica_part(tf.add_n(
                 [_l2(w) for w in self._rs_penalised_kernels()]), global_batch_size)
             loss = base_loss + self.l2_weight * l2_loss
         self._apply(self.rs_optimizer, loss, tape, self.rs_variables)
@@ -336,8 +351,10 @@ class MKR(keras.Model):
     def kg_update(self, batch, global_batch_size=None):
         """One KGE update on batch {"head", "relation", "tail"}; returns its loss, score and RMSE.
 
-        The body of `kg_step`; under `strategy.run` as `rec_update` describes.
+        The body of `kg_step`; under `strategy.run`, and with `batch["weight"]`, as `rec_update`
+        describes.
         """
+        row_weights = batch.get("weight")
         with tf.GradientTape() as tape:
             head_vectors, tail_vectors, predicted_tails = self.kge_outputs(
                 batch["head"], batch["relation"], batch["tail"])
@@ -347,17 +364,18 @@ class MKR(keras.Model):
                 corrupted = self.tail_vectors(self._corrupted_tails(tf.shape(logits)[0]))
                 corrupted_logits = tf.einsum("bkd,bd->bk", corrupted, predicted_tails)
                 base_loss = _batch_mean(tf.nn.softplus(-logits) + tf.reduce_mean(
-                    tf.nn.softplus(corrupted_logits), axis=-1), global_batch_size)
+                    tf.nn.softplus(corrupted_logits), axis=-1), global_batch_size, row_weights)
             else:
-                base_loss = -_batch_mean(scores, global_batch_size)
-            l2_loss = _l2(head_vectors) + _l2(tail_vectors) + _replica_part(tf.add_n(
+                base_loss = -_batch_mean(scores, global_batch_size, row_weights)
+            l2_loss = _l2(_masked(head_vectors, row_weights)) + _l2(
+                _masked(tail_vectors, row_weights)) + _replica_part(tf.add_n(
                 [_l2(w) for w in self._kge_penalised_kernels()]), global_batch_size)
             loss = base_loss + self.l2_weight * l2_loss
         self._apply(self.kge_optimizer, loss, tape, self.kge_variables)
         rmse = _batch_mean(tf.sqrt(
             tf.reduce_sum(tf.square(tail_vectors - predicted_tails), axis=-1) / self.dim),
-            global_batch_size)
-        return {"kge_loss": loss, "kge_score": _batch_mean(scores, global_batch_size),
+            global_batch_size, row_weights)
+        return {"kge_loss": loss, "kge_score": _batch_mean(scores, global_batch_size, row_weights),
                 "kge_rmse": rmse}
 
     def _corrupted_tails(self, n_triples):

@@ -92,6 +92,6 @@ class CatalogueRanker(tf.Module):
             ranked.append(self._top_items(batch, score_fn(batch), k).numpy())
         return np.concatenate(ranked)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def _top_items(self, users, scores, k):
         return self.top_k(users, scores, k)[0]

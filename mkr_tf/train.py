@@ -65,8 +65,9 @@ def _define_flags() -> None:
     flags.DEFINE_string("logdir", None, "TensorBoard logs. Default: <run_dir>/logs.")
     flags.DEFINE_boolean("quiet", False, "No progress bar: one plain line per epoch, as when "
                          "stdout is not a terminal.")
-    flags.DEFINE_integer("topk_every", 1,
-                         "Top-K on the test split every this many epochs; 0: never.")
+    flags.DEFINE_integer("topk_every", None,
+                         "Top-K on the test split every this many epochs too; 0: never. "
+                         "Default: once, for the best epoch's weights, at the end.")
     flags.DEFINE_integer("summary_every_steps", 100,
                          "Step-level TensorBoard scalars every this many steps; 0: none.")
     flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")

@@ -185,7 +185,9 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
     try:
         runner = engine.make_runner(strategy, model, config.jit_compile, step_summaries)
         trace_start = time.perf_counter()
-        runner.trace()
+        # Every epoch trains on as many rows as the first, so its shapes are known now.
+        runner.trace(len(_epoch_ratings(config, data, len(history) + 1)),
+                     len(data.kg) if config.use_kge else 0, config.batch_size)
         progress["trace_seconds"] = (progress.get("trace_seconds", 0.0)
                                      + time.perf_counter() - trace_start)
         for epoch in range(len(history) + 1, config.n_epochs + 1):
@@ -193,15 +195,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
                 break
             epoch_start = time.perf_counter()
             record: dict[str, Any] = {"epoch": epoch}
-            ratings = data.train
-            if config.rs_loss == "softmax":
-                # The softmax contrasts each positive with the whole catalogue: negative rows
-                # would only cost steps.
-                ratings = data.train[data.train[:, 2] == 1]
-            elif config.rs_negatives:
-                ratings = negatives.with_fresh_negatives(
-                    data.train, data.n_items, config.rs_negatives, (config.seed, epoch, 3))
-            ratings = mkr_data.shuffled(ratings, (config.seed, epoch, 0))
+            ratings = _epoch_ratings(config, data, epoch)
             step_start = time.perf_counter()
             rs_losses = runner.rec_epoch(ratings, config.batch_size)
             progress["train_seconds"] += time.perf_counter() - step_start
@@ -305,6 +299,19 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
         f"last epoch ({last['epoch']}): test AUC {last['test_auc']:.4f} ACC {last['test_acc']:.4f} | "
         f"train {progress['train_seconds']:.1f}s | {run_dir}")
     return runs.Run(run_dir, results, config, data, model)
+
+
+def _epoch_ratings(config: MKRConfig, data: mkr_data.MKRData, epoch: int) -> np.ndarray:
+    """The RS rows epoch `epoch` trains on, in its seeded order."""
+    ratings = data.train
+    if config.rs_loss == "softmax":
+        # The softmax contrasts each positive with the whole catalogue: negative rows would
+        # only cost steps.
+        ratings = data.train[data.train[:, 2] == 1]
+    elif config.rs_negatives:
+        ratings = negatives.with_fresh_negatives(
+            data.train, data.n_items, config.rs_negatives, (config.seed, epoch, 3))
+    return mkr_data.shuffled(ratings, (config.seed, epoch, 0))
 
 
 def _size(path: os.PathLike | None) -> int:

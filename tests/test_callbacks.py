@@ -59,7 +59,7 @@ class TrainingSummariesTest(tf.test.TestCase):
             config = MKRConfig(n_epochs=n_epochs, dim=8, batch_size=32, lr_rs=0.01,
                                lr_kge=0.01, kge_interval=1, seed=1)
             callbacks = mkr_callbacks.training_callbacks(
-                cls.run_dir, summary_every_steps=SUMMARY_EVERY_STEPS)
+                cls.run_dir, topk_every=1, summary_every_steps=SUMMARY_EVERY_STEPS)
             # The runner records which step summaries the epoch graphs were built with.
             with mock.patch.object(engine, "make_runner", side_effect=cls._record_runner):
                 run = trainer.train(config, cls.dataset, cls.run_dir, "two_taste",
@@ -120,6 +120,18 @@ class TrainingSummariesTest(tf.test.TestCase):
         evaluator = metrics.TopKEvaluator(self.dataset.train, self.dataset.test,
                                           self.dataset.n_items)
         self.assertEqual(on_disk["test_topk"], evaluator(best))
+
+    def test_by_default_top_k_runs_once_for_the_best_weights(self):
+        (topk, _), record = mkr_callbacks.training_callbacks(self.run_dir), {}
+        topk.on_train_begin(None, None, self.dataset, self.run_dir)
+        with mock.patch.object(topk, "_evaluator", wraps=topk._evaluator) as evaluator:
+            topk.on_epoch_end(1, record, None)
+            self.assertEqual(record, {})
+            best = mkr_model.build_model(MKRConfig(dim=8, seed=1), self.dataset)
+            results = {"history": [{"epoch": 1}], "best_epoch": 1}
+            topk.on_train_end(results, best)
+        evaluator.assert_called_once_with(best)
+        self.assertIn("ndcg@10", results["test_topk"])
 
     @classmethod
     def _record_runner(cls, *arguments):

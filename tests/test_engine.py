@@ -35,31 +35,81 @@ class EngineTest(tf.test.TestCase):
         losses = engine.LocalRunner(model).rec_epoch(ratings, 3)
         self.assertGreaterEqual(int(losses["first_nonfinite_step"]), 1)
 
-    def test_jit_compiled_steps_give_the_plain_steps_figures(self):
+    def test_compiled_epochs_give_the_plain_epochs_figures_and_weights(self):
+        # 3 rows in batches of 2: the compiled epoch pads its last batch with a weight-0 row.
         ratings = tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]], axis=1)
-        plain = engine.LocalRunner(_model()).rec_epoch(ratings, 2)
-        compiled = engine.LocalRunner(_model(), jit_compile=True).rec_epoch(ratings, 2)
-        self.assertAllClose(compiled["rs_loss"], plain["rs_loss"], rtol=1e-5)
-        self.assertEqual(int(compiled["steps"]), 2)
+        triples = tf.stack([KG_BATCH["head"], KG_BATCH["relation"], KG_BATCH["tail"]], axis=1)
+        models = {}
+        for name, jit_compile in (("plain", False), ("compiled", True)):
+            model = _model()
+            runner = engine.LocalRunner(model, jit_compile=jit_compile)
+            runner.trace(3, 3, 2)
+            losses = {**runner.rec_epoch(ratings, 2), **runner.kg_epoch(triples, 2)}
+            models[name] = (model, losses)
+        (plain, plain_losses), (compiled, compiled_losses) = models.values()
+        for name in (*engine.RS_OUTPUTS, *engine.KG_OUTPUTS):
+            self.assertAllClose(compiled_losses[name], plain_losses[name], rtol=1e-5, msg=name)
+        self.assertEqual(int(compiled_losses["steps"]), 2)
+        for weight, expected in zip(compiled.weights, plain.weights):
+            self.assertAllClose(weight, expected, rtol=1e-5, atol=1e-7, msg=weight.path)
+
+    def test_a_compiled_epoch_is_compiled_once_ahead_and_trains_nothing_then(self):
+        model = _model()
+        before = [weight.numpy() for weight in model.weights]
+        runner = engine.LocalRunner(model, jit_compile=True)
+        runner.trace(3, 3, 2)
+        for weight, value in zip(model.weights, before):
+            self.assertAllEqual(weight, value, msg=weight.path)
+        ratings = tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]], axis=1)
+        runner.rec_epoch(ratings, 2)
+        runner.rec_epoch(ratings, 2)
+        self.assertEqual(runner.epoch_functions[0].experimental_get_tracing_count(), 1)
+
+    def test_padded_batches_repeat_a_real_row_of_the_last_batch_with_weight_zero(self):
+        rows = np.arange(15).reshape(5, 3)
+        batches, weights = engine.padded_batches(rows, 2)
+        self.assertEqual(batches.shape, (3, 2, 3))
+        self.assertAllEqual(batches[2], [rows[4], rows[4]])
+        self.assertAllEqual(weights, [[1, 1], [1, 1], [1, 0]])
+        batches, weights = engine.padded_batches(rows[:4], 2)
+        self.assertAllEqual(batches.reshape(-1, 3), rows[:4])
+        self.assertAllEqual(weights, np.ones([2, 2]))
+
+    def test_padding_rows_change_no_update(self):
+        two_rows = {name: values[:2] for name, values in RS_BATCH.items()}
+        padded = {name: tf.concat([values[:2], values[:1]], 0) for name, values in RS_BATCH.items()}
+        padded["weight"] = tf.constant([1.0, 1.0, 0.0])
+        models = [_model(), _model()]
+        losses = [models[0].rec_update(two_rows), models[1].rec_update(padded)]
+        for name in engine.RS_OUTPUTS:
+            self.assertAllClose(losses[1][name], losses[0][name], rtol=1e-6, msg=name)
+        for weight, expected in zip(models[1].weights, models[0].weights):
+            self.assertAllClose(weight, expected, rtol=1e-6, atol=1e-8, msg=weight.path)
 
     def test_step_summaries_write_every_nth_step_to_the_writer_given(self):
-        logdir = self.create_tempdir().full_path
-        writer = tf.summary.create_file_writer(logdir)
-        step = tf.Variable(0, dtype=tf.int64)
-        summaries = engine.StepSummaries(writer, step, every=2)
         ratings = tf.tile(tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]],
                                    axis=1), [3, 1])
-        runner = engine.LocalRunner(_model(), summaries=summaries)
-        runner.rec_epoch(ratings, 2)  # 9 rows: 5 steps, of which steps 2 and 4 write
-        self.assertEqual(int(step.numpy()), 5)
-        self.assertIsNone(tf.summary.experimental.get_step())  # nothing installed globally
-        summaries.close()
-        runner.rec_epoch(ratings, 2)  # closed: still runs, writes nothing more
-        writer.close()
-        written = [event for path in tf.io.gfile.glob(f"{logdir}/*")
-                   for event in tf.compat.v1.train.summary_iterator(path)
-                   for value in event.summary.value if value.tag == "step/rs_loss"]
-        self.assertEqual([event.step for event in written], [2, 4])
+        written = {}
+        for jit_compile in (False, True):
+            logdir = self.create_tempdir().full_path
+            writer = tf.summary.create_file_writer(logdir)
+            step = tf.Variable(0, dtype=tf.int64)
+            summaries = engine.StepSummaries(writer, step, every=2)
+            runner = engine.LocalRunner(_model(lr_rs=1e-12), jit_compile, summaries=summaries)
+            runner.rec_epoch(ratings, 2)  # 9 rows: 5 steps, of which steps 2 and 4 write
+            self.assertEqual(int(step.numpy()), 5)
+            self.assertIsNone(tf.summary.experimental.get_step())  # nothing installed globally
+            summaries.close()
+            runner.rec_epoch(ratings, 2)  # closed: still runs, writes nothing more
+            writer.close()
+            written[jit_compile] = [
+                (event.step, float(tf.make_ndarray(value.tensor)))
+                for path in tf.io.gfile.glob(f"{logdir}/*")
+                for event in tf.compat.v1.train.summary_iterator(path)
+                for value in event.summary.value if value.tag == "step/rs_loss"]
+            self.assertEqual([step for step, _ in written[jit_compile]], [2, 4])
+        # The compiled loop's scalars, written after it, are the in-graph loop's.
+        self.assertAllClose(written[True], written[False], rtol=1e-5)
 
     def test_step_summaries_need_a_positive_interval(self):
         with self.assertRaisesRegex(ValueError, "every >= 1"):

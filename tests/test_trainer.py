@@ -180,9 +180,28 @@ class TrainTest(tf.test.TestCase):
         self.assertEqual(figures["jit"], figures["jit again"])
         self.assertAllClose(figures["jit"], figures["plain"], rtol=1e-4)
 
+    def test_an_interrupted_compiled_run_resumes_to_the_uninterrupted_result(self):
+        ratings, kg = two_taste_dataset(n_users=60)
+        dataset = data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
+        config = MKRConfig(n_epochs=3, batch_size=24, kge_interval=1, seed=2, jit_compile=True,
+                           rs_negatives=2)
 
-if __name__ == "__main__":
-    tf.test.main()
+        class InterruptAfterEpoch2(trainer.TrainingCallback):
+            def on_epoch_end(self, epoch, record, model):
+                if epoch == 2:
+                    raise KeyboardInterrupt
+
+        whole = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
+                              log=lambda _: None)
+        run_dir = self.create_tempdir().full_path
+        with self.assertRaisesRegex(errors.Interrupted, "after epoch 1"):
+            trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
+                          callbacks=[InterruptAfterEpoch2()])
+        resumed = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)
+        self.assertEqual([e["test_auc"] for e in resumed.results["history"]],
+                         [e["test_auc"] for e in whole.results["history"]])
+        for weight, expected in zip(resumed.model.weights, whole.model.weights):
+            self.assertAllEqual(weight, expected, msg=weight.path)
 
 
 class TrainingOptionsTest(tf.test.TestCase):
@@ -241,3 +260,7 @@ class TrainingOptionsTest(tf.test.TestCase):
         self.assertAllClose(np.std(model.entity_embedding.embeddings.numpy()), 0.5, rtol=0.1)
         glorot = mkr_model.build_model(MKRConfig(dim=16), dataset)
         self.assertLess(np.std(glorot.entity_embedding.embeddings.numpy()), 0.2)
+
+
+if __name__ == "__main__":
+    tf.test.main()
