@@ -22,23 +22,27 @@ class LazyAdam(keras.optimizers.Adam):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        if not isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1 = tf.cast(self.beta_1, dtype)
+        beta_2 = tf.cast(self.beta_2, dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        if not isinstance(gradient, tf.IndexedSlices):
+            # TF1's fused Adam kernel, as the authors' tf.train.AdamOptimizer ran it: one op,
+            # where Keras builds some twenty per variable (graphs trace and step faster).
+            return tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle, m=m.handle, v=v.handle, beta1_power=tf.pow(beta_1, step),
+                beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
+                beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
+                grad=tf.cast(gradient, dtype))
         # A batch may look up one row many times; scatter ops on repeated indices keep
         # an arbitrary one, so the row gradients are summed first.
         rows, positions = tf.unique(gradient.indices)
         row_gradients = tf.math.unsorted_segment_sum(
             tf.cast(gradient.values, dtype), positions, tf.shape(rows)[0])
-
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1 = tf.cast(self.beta_1, dtype)
-        beta_2 = tf.cast(self.beta_2, dtype)
         alpha = (tf.cast(learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, step))
                  / (1 - tf.pow(beta_1, step)))
-
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * row_gradients
         v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(row_gradients)
         self.assign(m, tf.IndexedSlices(m_rows, rows))

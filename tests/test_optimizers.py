@@ -41,6 +41,23 @@ class LazyAdamTest(tf.test.TestCase):
                 optimizer.apply([gradient], [table])
         self.assertAllClose(lazy_table.numpy(), dense_table.numpy(), rtol=1e-5, atol=1e-6)
 
+    def test_dense_gradients_get_keras_adams_update_in_one_fused_op(self):
+        initial = np.random.default_rng(1).normal(size=(3, 2)).astype(np.float32)
+        fused_kernel, keras_kernel = keras.Variable(initial), keras.Variable(initial)
+        fused = optimizers.LazyAdam(learning_rate=0.05, epsilon=1e-8)
+        reference = keras.optimizers.Adam(learning_rate=0.05, epsilon=1e-8)
+        for _ in range(5):
+            for kernel, optimizer in ((fused_kernel, fused), (keras_kernel, reference)):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(tf.sin(kernel * 3.0))
+                optimizer.apply([tape.gradient(loss, kernel)], [kernel])
+        self.assertAllClose(fused_kernel.numpy(), keras_kernel.numpy(), rtol=1e-5, atol=1e-6)
+        self.assertNotAllClose(fused_kernel.numpy(), initial)
+
+        graph = tf.function(lambda gradient: fused.apply([gradient], [fused_kernel])
+                            ).get_concrete_function(tf.TensorSpec([3, 2])).graph
+        self.assertIn("ResourceApplyAdam", {op.type for op in graph.get_operations()})
+
     def test_make_optimizer_rejects_unknown_name(self):
         with self.assertRaisesRegex(ValueError, "unknown optimizer"):
             optimizers.make_optimizer("sgd", 0.1)
