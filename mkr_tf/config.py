@@ -104,6 +104,10 @@ class MKRConfig:
     history_length: int = _field(0, "Beyond the paper: > 0 adds to the user tower's input the "
                                  "mean vector of up to this many of the user's training items "
                                  "(SVD++).", preset=True, model=True)
+    item_neighbours: int = _field(0, "Beyond the paper: > 0 adds to each item's input to the "
+                                  "cross&compress units the mean entity vector of up to this "
+                                  "many of its KG tails, so that items sharing KG neighbours, "
+                                  "unrated ones too, share features.", preset=True, model=True)
     select_on: str = _field("auc", "The epoch whose weights are kept and reported: best eval "
                             "AUC, or best eval AUC + eval NDCG@10 (top-K over the catalogue on "
                             "the eval split each epoch).", choices=SELECTIONS, preset=True)
@@ -137,7 +141,7 @@ class MKRConfig:
                 or self.rs_negatives < 0):
             raise errors.ConfigError(
                 f"rs_negatives must be an integer >= 0, got {self.rs_negatives!r}")
-        for name in ("kge_negatives", "history_length"):
+        for name in ("kge_negatives", "history_length", "item_neighbours"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise errors.ConfigError(f"{name} must be an integer >= 0, got {value!r}")

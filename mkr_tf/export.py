@@ -163,12 +163,17 @@ def _write_table(path: pathlib.Path, columns: Sequence[str],
 
 
 def _fingerprint(model: MKR, train_positives: np.ndarray, item_ids, user_ids) -> str:
-    """sha256 of everything an export serves: weights, architecture, history, id maps."""
+    """sha256 of everything an export serves: weights, architecture, history, neighbours, id
+    maps."""
     # Not the name: each model built in a process gets a new one (mkr, mkr_1, ...).
     architecture = {key: value for key, value in model.get_config().items() if key != "name"}
     digest = hashlib.sha256(json.dumps([architecture, item_ids, user_ids], default=str).encode())
     for weight in model.trainable_weights:
         digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    # The history follows from the training positives, the neighbours from the KG, which is not
+    # among them.
+    if model.item_neighbours is not None:
+        digest.update(np.ascontiguousarray(model.item_neighbours.numpy()).tobytes())
     digest.update(np.ascontiguousarray(train_positives).tobytes())
     return digest.hexdigest()
 
@@ -243,8 +248,9 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
     n_users, n_items = model.n_users, model.n_items
     module = tf.Module(name="mkr_serving")
     module.layers = list(model.layers)
-    # The users' histories are the model's own weight, not a layer's.
+    # The users' histories and the items' neighbours are the model's own weights, not a layer's.
     module.user_history = model.user_history
+    module.item_neighbours = model.item_neighbours
     # Table sizes, for clients that check ids before sending them (mkr_tf.recommend does).
     for name in ("n_users", "n_items", "n_entities", "n_relations"):
         setattr(module, name, tf.Variable(getattr(model, name), dtype=tf.int64, trainable=False,

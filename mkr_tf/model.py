@@ -44,6 +44,32 @@ def _masked(vectors, row_weights):
     return vectors if row_weights is None else vectors * row_weights[:, None]
 
 
+def _padded_groups(pairs, n_rows, length, rng):
+    """[n_rows, length] int64: row r holds up to `length` of the distinct b of the (r, b) rows of
+    `pairs`, a choice drawn from `rng` where r has more, and -1 in its spare places."""
+    pairs = np.unique(pairs, axis=0)
+    pairs = pairs[rng.permutation(len(pairs))]
+    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+    rows = pairs[:, 0]
+    # Each pair's place among its row's pairs: its index less that of its row's first pair.
+    places = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    kept = places < length
+    groups = np.full([n_rows, length], -1, np.int64)
+    groups[rows[kept], places[kept]] = pairs[kept, 1]
+    return groups
+
+
+def _masked_mean(table, ids, excluded_ids=None):
+    """The mean of the `table` rows of each row of `ids` [n, k], leaving out the -1 padding and
+    the id of `excluded_ids` [n] in its row; 0 for a row with none left."""
+    kept = ids >= 0
+    if excluded_ids is not None:
+        kept = tf.logical_and(kept, tf.not_equal(ids, tf.cast(excluded_ids, ids.dtype)[:, None]))
+    rows = table(tf.maximum(ids, 0)) * tf.cast(kept, tf.float32)[..., None]
+    count = tf.reduce_sum(tf.cast(kept, tf.float32), axis=1, keepdims=True)
+    return tf.reduce_sum(rows, axis=1) / tf.maximum(count, 1.0)
+
+
 def _replica_part(batch_independent, global_batch_size):
     """A term that does not grow with the batch (a kernel's L2), split evenly between replicas."""
     if global_batch_size is None:
@@ -78,6 +104,14 @@ class MKR(keras.Model):
         history_length = n   the user tower's input is U[user] + mean_{j ∈ N(u)} V[j], N(u) up to
                              n of the user's training positives (`set_user_history`), as in
                              SVD++; a training row's own item is left out of its mean (as in FISM)
+        item_neighbours = n  the item's input to the cross&compress units is
+                             v_0 = V[item] + mean_{t ∈ T(i)} E[t], T(i) up to n of the item's KG
+                             tails (`set_item_neighbours`), so that items sharing tails share
+                             features and an item without ratings gets its tails' vectors, which
+                             the RS task trains through the rated items; e_0 = E[item] stays the
+                             entity's own vector (with `tie_item_entity` too), and a KGE triple's
+                             own tail is left out of its head's mean, so that the KGE task predicts
+                             a tail from the item's other tails rather than from itself
 
     `rec_step` and `kg_step` each apply their own Adam to the variables their own loss
     depends on; the item/entity tables and the cross&compress units belong to both. Their
@@ -89,7 +123,7 @@ class MKR(keras.Model):
                  l2_weight=1e-6, use_inner_product=True, lr_rs=0.02, lr_kge=0.01,
                  optimizer="lazy_adam", cross_unit="cross_compress", init_scale=0.0,
                  use_biases=False, residual=False, tie_item_entity=False, rs_loss="pointwise",
-                 kge_negatives=0, history_length=0, seed=0, **kwargs):
+                 kge_negatives=0, history_length=0, item_neighbours=0, seed=0, **kwargs):
         super().__init__(**kwargs)
         # The settings are checked by MKRConfig's rules, the one place they are written.
         mkr_config.MKRConfig(
@@ -97,7 +131,7 @@ class MKR(keras.Model):
             lr_rs=lr_rs, lr_kge=lr_kge, optimizer=optimizer, cross_unit=cross_unit,
             init_scale=init_scale, use_biases=use_biases, residual=residual,
             tie_item_entity=tie_item_entity, rs_loss=rs_loss, kge_negatives=kge_negatives,
-            history_length=history_length, seed=seed)
+            history_length=history_length, item_neighbours=item_neighbours, seed=seed)
         if n_entities < n_items:
             raise ValueError(
                 f"n_entities ({n_entities}) must cover every item (n_items={n_items}): entity i is item i")
@@ -114,6 +148,8 @@ class MKR(keras.Model):
         self.tie_item_entity, self.rs_loss = bool(tie_item_entity), rs_loss
         self.kge_negatives, self.seed = int(kge_negatives), int(seed)
         self.history_length = int(history_length)
+        # The most KG tails an item's input averages; the tails themselves are `item_neighbours`.
+        self.n_neighbours = int(item_neighbours)
 
         # Under ParameterServerStrategy the tables may be sharded over the parameter servers,
         # which keras.layers.Embedding cannot hold.
@@ -133,9 +169,11 @@ class MKR(keras.Model):
             return keras.layers.Embedding(count, self.dim, embeddings_initializer=initializer,
                                           name=name)
 
-        if shardable and (self.use_biases or self.tie_item_entity or self.history_length):
-            raise errors.ConfigError("use_biases, tie_item_entity and history_length are not supported "
-                             "with the parameter_server strategy")
+        if shardable and (self.use_biases or self.tie_item_entity or self.history_length
+                          or self.n_neighbours):
+            raise errors.ConfigError("use_biases, tie_item_entity, history_length and "
+                                     "item_neighbours are not supported with the "
+                                     "parameter_server strategy")
         self.user_embedding = embedding(self.n_users, "user_embedding")
         self.item_embedding = None if self.tie_item_entity else embedding(
             self.n_items, "item_embedding")
@@ -169,6 +207,12 @@ class MKR(keras.Model):
             self.user_history = self.add_weight(
                 shape=(self.n_users, self.history_length), dtype="int64", trainable=False,
                 initializer=keras.initializers.Constant(-1), name="user_history")
+        # Each item's KG tails, -1 padded, saved with the weights for the same reason.
+        self.item_neighbours = None
+        if self.n_neighbours:
+            self.item_neighbours = self.add_weight(
+                shape=(self.n_items, self.n_neighbours), dtype="int64", trainable=False,
+                initializer=keras.initializers.Constant(-1), name="item_neighbours")
         self.rs_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_rs)
         self.kge_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_kge)
         self._build_all()
@@ -185,27 +229,26 @@ class MKR(keras.Model):
     def set_user_history(self, ratings, seed=0):
         """Fills each user's history with up to `history_length` of their positive `ratings`
         rows (user, item, label), a seeded random choice where they have more."""
-        positives = np.unique(np.asarray(ratings)[np.asarray(ratings)[:, 2] == 1, :2], axis=0)
-        positives = positives[np.random.default_rng((seed, 13)).permutation(len(positives))]
-        positives = positives[np.argsort(positives[:, 0], kind="stable")]
-        users = positives[:, 0]
-        starts = np.searchsorted(users, users, side="left")
-        places = np.arange(len(users)) - starts
-        kept = places < self.history_length
-        history = np.full([self.n_users, self.history_length], -1, np.int64)
-        history[users[kept], places[kept]] = positives[kept, 1]
-        self.user_history.assign(history)
+        positives = np.asarray(ratings)[np.asarray(ratings)[:, 2] == 1, :2]
+        self.user_history.assign(_padded_groups(
+            positives, self.n_users, self.history_length, np.random.default_rng((seed, 13))))
+
+    def set_item_neighbours(self, kg, seed=0):
+        """Fills each item's neighbours with up to `item_neighbours` of the distinct tails of its
+        `kg` triples (head, relation, tail), a seeded random choice where it has more."""
+        self.item_neighbours.assign(_padded_groups(
+            np.asarray(kg)[:, [0, 2]], self.n_items, self.n_neighbours,
+            np.random.default_rng((seed, 17))))
 
     def _history_mean(self, users, excluded_items=None):
         """mean_{j ∈ N(u)} V[j] of each user, without `excluded_items` (one per user)."""
-        history = tf.gather(self.user_history, users)
-        kept = history >= 0
-        if excluded_items is not None:
-            kept = tf.logical_and(kept, tf.not_equal(history, excluded_items[:, None]))
         table = self.entity_embedding if self.tie_item_entity else self.item_embedding
-        rows = table(tf.maximum(history, 0)) * tf.cast(kept, tf.float32)[..., None]
-        count = tf.reduce_sum(tf.cast(kept, tf.float32), axis=1, keepdims=True)
-        return tf.reduce_sum(rows, axis=1) / tf.maximum(count, 1.0)
+        return _masked_mean(table, tf.gather(self.user_history, users), excluded_items)
+
+    def _neighbour_mean(self, items, excluded_tails=None):
+        """mean_{t ∈ T(i)} E[t] of each item, without `excluded_tails` (one per item)."""
+        return _masked_mean(self.entity_embedding, tf.gather(self.item_neighbours, items),
+                            excluded_tails)
 
     def user_vectors(self, users, excluded_items=None):
         """u of each user: its tower's output, and with `use_biases` [u; b_u; 1]. With
@@ -218,11 +261,15 @@ class MKR(keras.Model):
             return vectors
         return tf.concat([vectors, self.user_bias(users), tf.ones_like(vectors[:, :1])], -1)
 
-    def item_and_head_vectors(self, items):
+    def item_and_head_vectors(self, items, excluded_tails=None):
         """Item vectors v (with `use_biases` [v; 1; b_i]) and their entity vectors h after the L
-        cross&compress units."""
+        cross&compress units. With `item_neighbours`, `excluded_tails` leaves each item's tail
+        out of its neighbours' mean."""
         e_0 = e = self.entity_embedding(items)
-        v_0 = v = e if self.tie_item_entity else self.item_embedding(items)
+        v_0 = e if self.tie_item_entity else self.item_embedding(items)
+        if self.n_neighbours:
+            v_0 += self._neighbour_mean(items, excluded_tails)
+        v = v_0
         for unit in self.cross_units:
             v, e = unit((v, e, v_0, e_0) if unit.takes_first_inputs else (v, e))
         if self.use_biases:
@@ -256,7 +303,7 @@ class MKR(keras.Model):
 
     def kge_outputs(self, heads, relations, tails):
         """(h, t, t̂) of each triple: head and tail vectors and the predicted tail."""
-        _, head_vectors = self.item_and_head_vectors(heads)
+        _, head_vectors = self.item_and_head_vectors(heads, excluded_tails=tails)
         relation_vectors = self.relation_embedding(relations)
         predicted_tails = tf.sigmoid(self.kge_head(tf.concat([head_vectors, relation_vectors], -1)))
         return head_vectors, self.tail_vectors(tails), predicted_tails
@@ -413,15 +460,19 @@ class MKR(keras.Model):
             lr_rs=self.lr_rs, lr_kge=self.lr_kge, optimizer=self.optimizer_name,
             cross_unit=self.cross_unit, init_scale=self.init_scale, use_biases=self.use_biases,
             residual=self.residual, tie_item_entity=self.tie_item_entity, rs_loss=self.rs_loss,
-            kge_negatives=self.kge_negatives, history_length=self.history_length, seed=self.seed)
+            kge_negatives=self.kge_negatives, history_length=self.history_length,
+            item_neighbours=self.n_neighbours, seed=self.seed)
 
 
 def build_model(config, data) -> MKR:
     """The MKR of `config` (an `MKRConfig`) for `data`'s table sizes, initialised from its seed,
-    with its users' histories from `data.train` where it has them."""
+    with its users' histories from `data.train` and its items' neighbours from `data.kg` where
+    it has them."""
     keras.utils.set_random_seed(config.seed)
     model = MKR(data.n_users, data.n_items, data.n_entities, data.n_relations,
                 **config.model_arguments())
     if config.history_length:
         model.set_user_history(data.train, config.seed)
+    if config.item_neighbours:
+        model.set_item_neighbours(data.kg, config.seed)
     return model

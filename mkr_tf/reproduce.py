@@ -63,11 +63,13 @@ class Variant:
 
 
 PAPER_MKR, RECOMMENDED_MKR = "MKR", "MKR (recommended)"
+# Without the KGE task, an MKR with item_neighbours still reads the KG; without both, it does not.
+RECOMMENDED_WITHOUT_KG = "MKR (recommended) w/o KG"
 # The training options beyond the paper, each of which the recommended preset may turn on.
 OPTIONS = ("init_scale", "rs_negatives", "use_biases", "residual", "tie_item_entity", "rs_loss",
-           "kge_negatives", "history_length")
+           "kge_negatives", "history_length", "item_neighbours")
 # The paper's ablations (Section 4.4) and the RS task alone; the recommended preset, without the
-# KGE task and without each option in turn.
+# KGE task, without the KG at all and without each option in turn.
 VARIANTS = (
     Variant("MKR", {}, "the paper's settings, with LazyAdam (this package's default)", True),
     Variant("MKR, dense Adam", {"optimizer": "adam"},
@@ -80,12 +82,16 @@ VARIANTS = (
             "split of seed 0 (mkr_tf/presets/)", preset="recommended"),
     Variant("MKR (recommended) w/o KGE", {"use_kge": False},
             "the recommended preset's RS task alone", preset="recommended"),
+    Variant(RECOMMENDED_WITHOUT_KG, {"use_kge": False}, "the recommended preset's RS task alone, "
+            "without the items' KG neighbours: nothing of the KG is read", preset="recommended",
+            reset=("item_neighbours",)),
     *(Variant(f"MKR (recommended) w/o {option}", {}, f"the recommended preset with {option} "
               f"as the paper has it", preset="recommended", reset=(option,))
       for option in OPTIONS),
 )
 SPARSITY_VARIANTS = ("MKR", "MKR w/o KGE")
-COLD_VARIANTS = ("MKR", "MKR w/o KGE", RECOMMENDED_MKR, "MKR (recommended) w/o KGE")
+COLD_VARIANTS = ("MKR", "MKR w/o KGE", RECOMMENDED_MKR, "MKR (recommended) w/o KGE",
+                 RECOMMENDED_WITHOUT_KG)
 DEFAULT_SEEDS = (1, 2, 3, 4, 5)
 # The figures the paired comparisons and the headline tables are about.
 HEADLINE = (("test", "auc", "test AUC"), ("test", "ndcg@10", "NDCG@10"))
@@ -243,14 +249,15 @@ class Reproduction:
     def compared_pairs(self, names) -> list[tuple[str, str]]:
         """(a, b) of the paired comparisons among the models `names` of one dataset: each
         preset's MKR against the baselines and itself without KGE; the recommended preset also
-        against the paper's and against each of its ablations."""
+        against itself without the KG, the paper's and each of its ablations."""
         pairs = []
         for mkr in (PAPER_MKR, RECOMMENDED_MKR):
             if mkr not in names:
                 continue
             others = [*self.plan.baselines, f"{mkr} w/o KGE"]
             if mkr == RECOMMENDED_MKR:
-                others += [PAPER_MKR, *(f"{mkr} w/o {option}" for option in OPTIONS)]
+                others += [RECOMMENDED_WITHOUT_KG, PAPER_MKR,
+                           *(f"{mkr} w/o {option}" for option in OPTIONS)]
             pairs += [(mkr, other) for other in others if other in names]
         return pairs
 

@@ -75,6 +75,7 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "tie_item_entity": _choice(False, True),
     "kge_negatives": _choice(0, 4),
     "history_length": _choice(0, 32, 128),
+    "item_neighbours": _choice(0, 8, 32),
 }
 
 

@@ -96,7 +96,8 @@ def all_pairs(data: mkr_data.MKRData) -> tuple[np.ndarray, np.ndarray]:
 
 def check_the_export_scores_as_the_model(model, data: mkr_data.MKRData, tmp_path,
                                          ks: tuple[int, ...]) -> None:
-    """The export's probabilities are the model's, and its `recommend` ranks them (brute force)."""
+    """The export's probabilities and KG scores are the model's, and its `recommend` ranks the
+    probabilities (brute force)."""
     saved = tf.saved_model.load(str(export.export_model(model, data, tmp_path,
                                                         log=lambda _: None)))
     users, items = all_pairs(data)
@@ -105,6 +106,10 @@ def check_the_export_scores_as_the_model(model, data: mkr_data.MKRData, tmp_path
     np.testing.assert_allclose(
         probabilities, model.predict_batch(tf.constant(users), tf.constant(items)).numpy(),
         rtol=0, atol=1e-6)
+    heads, relations, tails = (tf.constant(column) for column in data.kg.T)
+    np.testing.assert_allclose(
+        saved.signatures["kg_score"](head=heads, relation=relations, tail=tails)["score"],
+        model.kge_score(heads, relations, tails), rtol=0, atol=1e-6)
     for k in ks:
         top = saved.signatures["recommend"](user_id=tf.range(data.n_users, dtype=tf.int64),
                                             k=tf.constant(k))
@@ -356,11 +361,13 @@ class TestExport:
                                              tmp_path, ks=(K, data.n_items))
 
     def test_options_beyond_the_paper_serve_as_they_score(self, tmp_path):
-        # Users' histories, biases and one table for items and entities are all in the export.
+        # Users' histories, items' neighbours, biases and one table for items and entities are
+        # all in the export.
         data = small_data(Sizes(n_users=6, n_items=12, n_entities=20, n_relations=2))
-        config = MKRConfig(dim=4, L=2, history_length=3, use_biases=True, tie_item_entity=True,
-                           residual=True)
+        config = MKRConfig(dim=4, L=2, history_length=3, item_neighbours=2, use_biases=True,
+                           tie_item_entity=True, residual=True)
         model = mkr_model.build_model(config, data)
+        assert (model.item_neighbours.numpy() >= 0).any()
         model.item_bias.embeddings.assign(tf.random.normal([data.n_items, 1]))
         check_the_export_scores_as_the_model(model, data, tmp_path, ks=(K,))
 

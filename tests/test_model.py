@@ -195,9 +195,76 @@ class MKRTest(tf.test.TestCase):
         restored.load_weights(path)
         self.assertAllEqual(restored.user_history.numpy(), history)
 
+    def test_neighbours_add_the_mean_of_the_items_tails_to_the_item_input_only(self):
+        # Item 0 has tails 5, 6 and 7 (two are kept), item 2 tail 8 by two relations, item 4
+        # tail 1 (an item's entity); items 1 and 3 have none.
+        kg = np.array([[0, 0, 5], [0, 1, 6], [0, 2, 7], [2, 0, 8], [2, 1, 8], [4, 1, 1]])
+        for tie_item_entity in (False, True):
+            with self.subTest(tie_item_entity=tie_item_entity):
+                model = _model(item_neighbours=2, L=1, tie_item_entity=tie_item_entity)
+                model.set_item_neighbours(kg, seed=0)
+                neighbours = model.item_neighbours.numpy()
+                self.assertTrue(set(neighbours[0]) <= {5, 6, 7} and len(set(neighbours[0])) == 2)
+                self.assertAllEqual(neighbours[1:], [[-1, -1], [8, -1], [-1, -1], [1, -1]])
+                unit = model.cross_units[0]
+                rng = np.random.default_rng(0)
+                for kernel in unit.kernels:  # distinct kernels, so that v' and e' differ
+                    kernel.assign(rng.normal(size=(4, 1)).astype(np.float32))
+                w_vv, w_ev, w_ve, w_ee = (kernel.numpy() for kernel in unit.kernels)
+                entities = model.entity_embedding.embeddings.numpy()
+                own = entities if tie_item_entity else model.item_embedding.embeddings.numpy()
+
+                def by_hand(items, means):
+                    # v_0 = V[i] + mean_t E[t] (E[i] when tied); e_0 = E[i] either way.
+                    v_0, e_0 = own[items] + means, entities[items]
+                    return (v_0 * (e_0 @ w_vv) + e_0 * (v_0 @ w_ev),
+                            v_0 * (e_0 @ w_ve) + e_0 * (v_0 @ w_ee))
+
+                v, e = model.item_and_head_vectors(tf.constant([0, 1, 2, 4], tf.int64))
+                expected_v, expected_e = by_hand([0, 1, 2, 4], np.stack([
+                    entities[neighbours[0]].mean(0), np.zeros(4), entities[8], entities[1]]))
+                self.assertAllClose(v, expected_v)
+                self.assertAllClose(e, expected_e)
+                # A KGE triple's own tail is left out of its head's mean.
+                h, _, _ = model.kge_outputs(tf.constant([0, 2], tf.int64),
+                                            tf.constant([0, 0], tf.int64),
+                                            tf.constant([neighbours[0][0], 8], tf.int64))
+                self.assertAllClose(h, by_hand([0, 2], np.stack([entities[neighbours[0][1]],
+                                                                 np.zeros(4)]))[1])
+        # The neighbours are saved with the weights.
+        path = self.get_temp_dir() + "/neighbours.weights.h5"
+        model.save_weights(path)
+        restored = _model(item_neighbours=2, L=1, tie_item_entity=True)
+        restored.load_weights(path)
+        self.assertAllEqual(restored.item_neighbours.numpy(), neighbours)
+
+    def test_an_unrated_item_gets_its_tails_vectors_which_rated_items_train(self):
+        # Item 3 is in no RS batch; it shares tail 6 with item 1, which RS_BATCH rates.
+        kg = np.array([[3, 0, 6], [1, 0, 6], [4, 1, 7]])
+        model = _model(item_neighbours=4, L=1, lr_rs=0.05)
+        model.set_item_neighbours(kg, seed=0)
+        cold = tf.constant([3], tf.int64)
+        v = model.item_and_head_vectors(cold)[0].numpy()
+        self.assertNotAllClose(v, _cross_compressed(model, cold))
+        entities = model.entity_embedding.embeddings
+        own_rows = [model.item_embedding.embeddings.numpy()[3], entities.numpy()[3]]
+        tail_before = entities.numpy()[6]
+        model.rec_step(RS_BATCH)
+        # Its own rows are untouched, but the RS step moved its tail's row, and so its vector.
+        self.assertAllEqual([model.item_embedding.embeddings.numpy()[3], entities.numpy()[3]],
+                            own_rows)
+        self.assertNotAllClose(entities.numpy()[6], tail_before)
+        self.assertNotAllClose(model.item_and_head_vectors(cold)[0], v)
+        # Without neighbours the RS task leaves the tail's row alone.
+        plain = _model(L=1, lr_rs=0.05)
+        tail_before = plain.entity_embedding.embeddings.numpy()[6]
+        plain.rec_step(RS_BATCH)
+        self.assertAllEqual(plain.entity_embedding.embeddings.numpy()[6], tail_before)
+
     def test_options_round_trip_and_are_checked(self):
         model = _model(use_biases=True, residual=True, tie_item_entity=True, rs_loss="softmax",
-                       kge_negatives=2, init_scale=0.1, history_length=3, seed=3)
+                       kge_negatives=2, init_scale=0.1, history_length=3, item_neighbours=2,
+                       seed=3)
         restored = MKR.from_config(model.get_config())
         self.assertEqual(restored.get_config(), model.get_config())
         restored.set_weights(model.get_weights())

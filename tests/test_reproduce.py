@@ -1,5 +1,6 @@
 """`python -m mkr_tf.reproduce --quick` end to end, so the reproduction command cannot rot."""
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -87,15 +88,32 @@ class PlanTest(tf.test.TestCase):
         paper = reproduction.config("music", reproduce.VARIANTS[0], seed=1)
         self.assertEqual(paper, MKRConfig.for_dataset("music", preset="paper", seed=1))
 
+    def test_without_the_kg_turns_off_both_of_its_uses(self):
+        path = pathlib.Path(self.create_tempdir().full_path) / "preset.json"
+        presets.write(path, "music", {"item_neighbours": 8, "dim": 32})
+        by_name = {variant.name: variant for variant in reproduce.VARIANTS}
+        plan = reproduce.Plan(datasets=("music",))
+        reproduction = reproduce.Reproduction(plan, self.create_tempdir().full_path, ".", ".")
+        configs = {name: reproduction.config("music", dataclasses.replace(
+            by_name[name], preset=str(path)), seed=1) for name in (
+                reproduce.RECOMMENDED_MKR, "MKR (recommended) w/o KGE",
+                reproduce.RECOMMENDED_WITHOUT_KG)}
+        full, without_kge, without_kg = configs.values()
+        # Without the KGE task the neighbours still read the KG; without the KG neither does.
+        self.assertEqual(without_kge, dataclasses.replace(full, use_kge=False))
+        self.assertEqual(without_kg, dataclasses.replace(full, use_kge=False, item_neighbours=0))
+
     def test_each_preset_is_compared_with_what_it_must_beat(self):
         plan = reproduce.Plan(datasets=("music",), baselines=("popularity", "itemknn"))
         reproduction = reproduce.Reproduction(plan, self.create_tempdir().full_path, ".", ".")
         names = ["MKR", "MKR w/o KGE", "MKR (recommended)", "MKR (recommended) w/o KGE",
-                 "MKR (recommended) w/o residual", "popularity", "itemknn", "MKR-DCN"]
+                 "MKR (recommended) w/o KG", "MKR (recommended) w/o residual", "popularity",
+                 "itemknn", "MKR-DCN"]
         self.assertEqual(reproduction.compared_pairs(names), [
             ("MKR", "popularity"), ("MKR", "itemknn"), ("MKR", "MKR w/o KGE"),
             ("MKR (recommended)", "popularity"), ("MKR (recommended)", "itemknn"),
-            ("MKR (recommended)", "MKR (recommended) w/o KGE"), ("MKR (recommended)", "MKR"),
+            ("MKR (recommended)", "MKR (recommended) w/o KGE"),
+            ("MKR (recommended)", "MKR (recommended) w/o KG"), ("MKR (recommended)", "MKR"),
             ("MKR (recommended)", "MKR (recommended) w/o residual")])
 
 

@@ -211,12 +211,14 @@ class TrainingOptionsTest(tf.test.TestCase):
         paper = self._train()
         for options in ({"rs_negatives": 2}, {"init_scale": 0.1}, {"use_biases": True},
                         {"residual": True}, {"tie_item_entity": True}, {"rs_loss": "softmax"},
-                        {"kge_negatives": 2}, {"history_length": 8}):
+                        {"kge_negatives": 2}, {"history_length": 8}, {"item_neighbours": 2}):
             with self.subTest(**options):
                 self.assertNotEqual(self._train(**options)["history"][-1]["rs_loss"],
                                     paper["history"][-1]["rs_loss"])
-        # The options that draw at random (negatives, histories) draw the same for one seed.
-        drawing = {"rs_negatives": 2, "kge_negatives": 2, "history_length": 3}
+        # The options that draw at random (negatives, histories, neighbours) draw the same for
+        # one seed.
+        drawing = {"rs_negatives": 2, "kge_negatives": 2, "history_length": 3,
+                   "item_neighbours": 1}
         first, again = self._train(**drawing), self._train(**drawing)
         self.assertEqual(first["history"], [{**r, "seconds": a["seconds"]} for r, a in
                                             zip(again["history"], first["history"])])
