@@ -5,8 +5,8 @@ r"""Where a whole training run's time goes: every phase of `python -m mkr_tf.tra
   MKR_DATA_DIR=../shared/datasets python benchmarks/phases.py --datasets=music --repeats=3 \
       --checkouts=.,/tmp/mkr-tf-old --authors_src=/tmp/MKR/src
 
-Each run is a fresh process of the real command line (top-K every epoch, TensorBoard logs,
-checkpoints, export: the defaults), in a temporary folder, with timers wrapped around its
+Each run is a fresh process of the real command line (TensorBoard logs, checkpoints, the final
+top-K, export: the defaults), in a temporary folder, with timers wrapped around its
 functions from outside; nothing in the package is changed for it. The runs of all sides
 alternate (side A, side B, side A, …), so that a busy machine slows them alike; each cell is
 the median over the repeats, and `±` gives the spread (max − min) of the whole process.
@@ -320,19 +320,6 @@ def main() -> None:
     if os.environ.get("MKR_DATA_DIR"):
         os.environ["MKR_DATA_DIR"] = os.path.abspath(os.environ["MKR_DATA_DIR"])
     temporary_roots = []
-    generated = [name for name in args.datasets.split(",") if name in GENERATED]
-    if generated:
-        # A data folder of its own, which the children read as MKR_DATA_DIR, with links to
-        # the datasets of the one given.
-        data_root = pathlib.Path(tempfile.mkdtemp(prefix="mkr-generated-"))
-        temporary_roots.append(data_root)
-        for dataset in generated:
-            _generate(dataset, data_root)
-        if os.environ.get("MKR_DATA_DIR"):
-            for folder in pathlib.Path(os.environ["MKR_DATA_DIR"]).iterdir():
-                if folder.is_dir() and not (data_root / folder.name).exists():
-                    (data_root / folder.name).symlink_to(folder.resolve())
-        os.environ["MKR_DATA_DIR"] = str(data_root)
     sides = args.checkouts.split(",")
     if args.authors_src:
         sides.append(_AUTHORS_SIDE)
@@ -340,6 +327,19 @@ def main() -> None:
             args.authors_workdir = tempfile.mkdtemp(prefix="mkr-authors-")
             temporary_roots.append(args.authors_workdir)
     try:
+        generated = [name for name in args.datasets.split(",") if name in GENERATED]
+        if generated:
+            # A data folder of its own, which the children read as MKR_DATA_DIR, with links to
+            # the datasets of the one given.
+            data_root = pathlib.Path(tempfile.mkdtemp(prefix="mkr-generated-"))
+            temporary_roots.append(data_root)
+            for dataset in generated:
+                _generate(dataset, data_root)
+            if os.environ.get("MKR_DATA_DIR"):
+                for folder in pathlib.Path(os.environ["MKR_DATA_DIR"]).iterdir():
+                    if folder.is_dir() and not (data_root / folder.name).exists():
+                        (data_root / folder.name).symlink_to(folder.resolve())
+            os.environ["MKR_DATA_DIR"] = str(data_root)
         for dataset in args.datasets.split(","):
             runs = {side: [] for side in sides}
             for repeat in range(args.repeats):

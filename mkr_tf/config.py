@@ -22,8 +22,8 @@ SYNTHETIC_SETTINGS: dict[str, Any] = dict(
         n_epochs=30, dim=8, L=1, H=1, batch_size=4096, l2_weight=1e-6,
         lr_rs=3e-3, lr_kge=0.1, kge_interval=1)
 
-# Where XLA-compiled steps make a whole run faster (benchmarks/phases.py): many small batches an
-# epoch, so that the faster steps outweigh the compilation. Elsewhere steps stay uncompiled.
+# Where XLA-compiled epochs make a whole run faster (benchmarks/phases.py): many small batches an
+# epoch, so that the faster steps outweigh the compilation. Elsewhere epochs stay uncompiled.
 XLA_DATASETS = ("book",)
 
 OPTIMIZERS = ("lazy_adam", "adam")
@@ -113,8 +113,8 @@ class MKRConfig:
                             "the eval split each epoch).", choices=SELECTIONS, preset=True)
     seed: int = _field(0, "Seeds the split, the negatives' shuffles and the initialisation.",
                        model=True)
-    # XLA-compiled training steps: a few seconds of compilation per process for faster steps.
-    jit_compile: bool = _field(False, "Compile the training steps with XLA: faster steps on long "
+    # XLA-compiled epochs: a few seconds of compilation per process for faster steps.
+    jit_compile: bool = _field(False, "Compile each whole training epoch with XLA: faster on long "
                                "epochs of small batches, seconds of compilation per run. Default: "
                                f"on for {', '.join(XLA_DATASETS)}, where it wins (README, Speed).",
                                preset=True)

@@ -158,7 +158,7 @@ def make_runner(strategy: tf.distribute.Strategy | None, model, jit_compile: boo
                 summaries: StepSummaries | None = None):
     """The runner of `strategy` for `model`, which must have been built in `distribute.scope`.
 
-    `jit_compile` (XLA-compiled steps) is for the default strategy only. `summaries` are
+    `jit_compile` (XLA-compiled epochs) is for the default strategy only. `summaries` are
     written by the default and the synchronous runners; parameter-server workers write none.
     """
     if strategy is None:

@@ -82,7 +82,7 @@ def _define_flags() -> None:
 
 
 def config_from_flags() -> mkr_config.MKRConfig:
-    # XLA-compiled steps are the default strategy's; asked for, the runner says so.
+    # XLA-compiled epochs are the default strategy's; asked for, the runner says so.
     overrides = {"jit_compile": False} if FLAGS.strategy != "default" else {}
     return cli.config_from_flags(cli.dataset_name_from_flags(), **overrides)
 
