@@ -17,7 +17,7 @@ class LazyAdam(keras.optimizers.Adam):
         θ_i ← θ_i − lr · √(1 − β2^t) / (1 − β1^t) · m_i / (√v_i + ε)
 
     Rows the batch does not touch keep their parameters and moments. Dense gradients
-    get the standard Adam update. Keras 3 removed the LazyAdam that TF Addons had;
+    get the same update for every element, through TF's fused Adam kernel. Keras 3 removed the LazyAdam that TF Addons had;
     without it, every step of an embedding model rewrites every row of every table.
     """
 
