@@ -6,6 +6,17 @@ import keras
 import tensorflow as tf
 
 
+def fresh_initializer(initializer):
+    """A new instance of the Keras initializer `initializer`, for one weight.
+
+    An unseeded Keras 3 initializer instance draws its seed once and returns the same values at
+    every call, so weights that share one instance start equal. TF1's get_variable, which the
+    authors used, drew every variable independently.
+    """
+    initializer = keras.initializers.get(initializer)
+    return initializer.__class__.from_config(initializer.get_config())
+
+
 @keras.saving.register_keras_serializable(package="mkr_tf")
 class CrossCompress(keras.layers.Layer):
     """Cross&compress unit sharing features between an item and its KG entity.
@@ -47,7 +58,8 @@ class CrossCompress(keras.layers.Layer):
         self.dim = int(dim)
         for name in ("w_vv", "w_ev", "w_ve", "w_ee"):
             setattr(self, name, self.add_weight(
-                name=name, shape=(self.dim, 1), initializer=self.kernel_initializer))
+                name=name, shape=(self.dim, 1),
+                initializer=fresh_initializer(self.kernel_initializer)))
         self.b_v = self.add_weight(name="b_v", shape=(self.dim,), initializer="zeros")
         self.b_e = self.add_weight(name="b_e", shape=(self.dim,), initializer="zeros")
 
@@ -176,7 +188,7 @@ class DenseTower(keras.layers.Layer):
             keras.layers.Dense(
                 self.final_units if i == self.n_layers - 1 else self.units,
                 activation=self.final_activation if i == self.n_layers - 1 else "relu",
-                kernel_initializer=self.kernel_initializer,
+                kernel_initializer=fresh_initializer(self.kernel_initializer),
                 name=f"dense_{i}")
             for i in range(self.n_layers)
         ]

@@ -166,8 +166,9 @@ class MKR(keras.Model):
         def embedding(count, name):
             if shardable:
                 return mkr_layers.Embedding(count, self.dim, name=name)
-            return keras.layers.Embedding(count, self.dim, embeddings_initializer=initializer,
-                                          name=name)
+            return keras.layers.Embedding(
+                count, self.dim, embeddings_initializer=mkr_layers.fresh_initializer(initializer),
+                name=name)
 
         if shardable and (self.use_biases or self.tie_item_entity or self.history_length
                           or self.n_neighbours):

@@ -49,6 +49,16 @@ class CrossCompressTest(tf.test.TestCase):
         self.assertEqual(shapes, {"w_vv": (4, 1), "w_ev": (4, 1), "w_ve": (4, 1), "w_ee": (4, 1),
                                   "b_v": (4,), "b_e": (4,)})
 
+    def test_compress_weights_start_independent(self):
+        # One initializer instance for all four would start them equal, and so v' = e'.
+        tf.keras.utils.set_random_seed(0)
+        unit = layers.CrossCompress()
+        unit((tf.zeros([2, 4]), tf.zeros([2, 4])))
+        kernels = [unit.w_vv, unit.w_ev, unit.w_ve, unit.w_ee]
+        for i, first in enumerate(kernels):
+            for second in kernels[i + 1:]:
+                self.assertNotAllClose(first, second, msg=f"{first.name} == {second.name}")
+
     def test_rejects_mismatched_sizes(self):
         with self.assertRaisesRegex(ValueError, "one known size"):
             layers.CrossCompress()((tf.zeros([2, 4]), tf.zeros([2, 3])))
@@ -111,6 +121,12 @@ class DenseTowerTest(tf.test.TestCase):
         tower = layers.DenseTower(3, n_layers=2)
         outputs = tower(tf.random.normal([8, 3]))
         self.assertAllGreaterEqual(outputs, 0.0)
+
+    def test_layers_of_one_shape_start_independent(self):
+        tf.keras.utils.set_random_seed(0)
+        tower = layers.DenseTower(3, n_layers=2)
+        tower(tf.zeros([1, 3]))
+        self.assertNotAllClose(tower.kernels[0], tower.kernels[1])
 
     def test_rejects_zero_layers(self):
         with self.assertRaisesRegex(ValueError, "n_layers"):

@@ -25,6 +25,14 @@ def _snapshot(variables):
 
 class MKRTest(tf.test.TestCase):
 
+    def test_tables_start_independent_at_every_init_scale(self):
+        for init_scale in (0.0, 0.1):
+            model = _model(init_scale=init_scale)
+            first_rows = [table.embeddings[:3] for table in (
+                model.user_embedding, model.item_embedding, model.entity_embedding)]
+            self.assertNotAllClose(first_rows[0], first_rows[1], msg=f"{init_scale}")
+            self.assertNotAllClose(first_rows[1], first_rows[2], msg=f"{init_scale}")
+
     def test_call_returns_probabilities(self):
         model = _model()
         probabilities = model({"user": RS_BATCH["user"], "item": RS_BATCH["item"]})
