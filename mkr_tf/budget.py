@@ -16,8 +16,9 @@ from mkr_tf.config import MKRConfig
 
 _FLOAT_BYTES = 4
 # Each of the two optimizers (lazy or dense Adam) keeps two slots per variable it trains, and
-# the item and entity tables are trained by both: up to five copies of the weights.
-_COPIES_IN_TRAINING = 5
+# the item and entity tables are trained by both, and the best epoch's weights are kept beside
+# them (trainer.BestWeights): up to six copies of the weights.
+_COPIES_IN_TRAINING = 6
 # best.weights.h5 and checkpoints hold the optimizers' slots too, plus per-variable metadata
 # (HDF5's is about 1.5 KB a variable).
 _WEIGHTS_FILE_OVERHEAD = 128 * 1024
@@ -55,7 +56,8 @@ class Plan:
     def describe(self) -> str:
         return (f"planned memory: tables {human(self.table_parameters * _FLOAT_BYTES)} and layers "
                 f"{human(self.layer_parameters * _FLOAT_BYTES)} of weights, "
-                f"{human(self.memory_bytes)} with the optimizers' slots; run folder about "
+                f"{human(self.memory_bytes)} with the optimizers' slots and the best epoch's copy; "
+                f"run folder about "
                 f"{human(self.disk_bytes)}")
 
 
@@ -95,8 +97,8 @@ def check(planned: Plan, run_dir: os.PathLike | None, memory: bool = True) -> No
     if available is not None and planned.memory_bytes > available:
         raise errors.ResourceError(
             f"the model needs {human(planned.memory_bytes)} of memory (weights "
-            f"{human(planned.weight_bytes)} and the optimizers' slots), more than the "
-            f"{human(available)} available; lower --dim or renumber ids densely")
+            f"{human(planned.weight_bytes)}, the optimizers' slots and the best epoch's copy), more than "
+            f"the {human(available)} available; lower --dim or renumber ids densely")
     if run_dir is None:
         return
     free = free_disk_bytes(run_dir)

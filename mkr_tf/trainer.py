@@ -85,15 +85,54 @@ def _format_epoch(epoch: int, n_epochs: int, record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+class BestWeights(tf.Module):
+    """A copy of the model's weights at its best epoch so far, kept in variables.
+
+    The copy is part of every checkpoint, so a resumed run still has it, and best.weights.h5 is
+    written once, when training ends, instead of after every improving epoch (a Keras weights
+    file costs far more than the assigns).
+    """
+
+    def __init__(self, model: MKR):
+        super().__init__(name="best_weights")
+        self._model_weights = list(model.weights)
+        self.copies = [tf.Variable(tf.convert_to_tensor(weight), trainable=False)
+                       for weight in self._model_weights]
+
+    def keep(self) -> None:
+        """Copies the model's current weights."""
+        for copy, weight in zip(self.copies, self._model_weights):
+            copy.assign(weight)
+
+    def put_back(self) -> None:
+        """Gives the model the kept weights."""
+        for copy, weight in zip(self.copies, self._model_weights):
+            weight.assign(copy)
+
+
+def _checkpoint(model: MKR, progress: tf.Variable,
+                best: BestWeights | None) -> tf.train.Checkpoint:
+    objects = {"model": model, "rs_optimizer": model.rs_optimizer,
+               "kge_optimizer": model.kge_optimizer, "progress": progress}
+    if best is not None:
+        objects["best_weights"] = best
+    return tf.train.Checkpoint(**objects)
+
+
 def _restore_progress(checkpoint: tf.train.Checkpoint,
                       manager: tf.train.CheckpointManager) -> dict[str, Any]:
-    """The progress saved with the latest checkpoint, after restoring model and optimizers.
+    """The progress saved with the latest checkpoint, after restoring model, optimizers and the
+    best weights.
 
     `runs.claimed` has checked that the folder holds a run of the same settings.
     """
-    reader = tf.train.load_checkpoint(manager.latest_checkpoint)
+    latest = manager.latest_checkpoint
+    reader = tf.train.load_checkpoint(latest)
+    if not any(key.startswith("best_weights/") for key in reader.get_variable_to_shape_map()):
+        raise errors.TrainingError(f"{latest}: written by an earlier mkr_tf, without the best "
+                                   f"weights; start the run afresh with --overwrite")
     progress = json.loads(reader.get_tensor("progress/.ATTRIBUTES/VARIABLE_VALUE").decode())
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    checkpoint.restore(latest).assert_existing_objects_matched()
     return progress
 
 
@@ -112,7 +151,8 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     raises `errors.Interrupted` and a failed save `errors.RunDirError`, each saying which epoch
     the kept checkpoint holds. Each epoch's shuffles are a function of (seed, epoch), so a resumed run goes on exactly
     as an uninterrupted one would. With `patience`, training stops once eval AUC has not improved
-    for that many epochs. The weights of the best-eval epoch are kept in best.weights.h5.
+    for that many epochs. The weights of the best-eval epoch are kept with each checkpoint
+    (`BestWeights`) and written to best.weights.h5 when training ends.
 
     Returns the `runs.Run`: the trained model with the best weights, the data it was trained
     and evaluated on (after `config`'s protocol), and the results, also written to
@@ -150,9 +190,9 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
     budget.check(planned, run_dir if chief else None, memory=strategy is None)
     with distribute.scope(strategy):
         model = mkr_model.build_model(config, data)
-    checkpoint = tf.train.Checkpoint(
-        model=model, rs_optimizer=model.rs_optimizer, kge_optimizer=model.kge_optimizer,
-        progress=tf.Variable("", dtype=tf.string, trainable=False))
+    best_weights = BestWeights(model)
+    checkpoint = _checkpoint(model, tf.Variable("", dtype=tf.string, trainable=False),
+                             best_weights)
     manager = tf.train.CheckpointManager(checkpoint, run_dir / runs.CHECKPOINT_DIR, max_to_keep=2)
     if manager.latest_checkpoint:
         progress = _restore_progress(checkpoint, manager)
@@ -224,15 +264,10 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
                 record[f"eval_ndcg@{SELECTION_K}"] = eval_topk(model)[f"ndcg@{SELECTION_K}"]
             record["eval_selection"] = selection_figure(record, config.select_on)
             record["seconds"] = time.perf_counter() - epoch_start
-            # Saved before the callbacks run, so the best weights are the ones just evaluated.
+            # Kept before the callbacks run, so the best weights are the ones just evaluated.
             best_before = max((r["eval_selection"] for r in history), default=-float("inf"))
-            if record["eval_selection"] > best_before and chief:
-                budget.check_room(run_dir, max(planned.weights_file_bytes,
-                                               _size(run_dir / runs.BEST_WEIGHTS_FILE)),
-                                  runs.BEST_WEIGHTS_FILE, then=kept())
-                with runs.writing(run_dir, runs.BEST_WEIGHTS_FILE, then=kept()), files.replacing(
-                        run_dir / runs.BEST_WEIGHTS_FILE) as temporary:
-                    model.save_weights(temporary)
+            if record["eval_selection"] > best_before:
+                best_weights.keep()
             for callback in callbacks:
                 callback.on_epoch_end(epoch, record, model)
             history.append(record)
@@ -286,7 +321,13 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
         results["distribution"] = distribute.describe(strategy, model)
     if chief:
         # The best weights, not the last, are what evaluation and export see from here on.
-        model.load_weights(run_dir / runs.BEST_WEIGHTS_FILE)
+        best_weights.put_back()
+        budget.check_room(run_dir, max(planned.weights_file_bytes,
+                                       _size(run_dir / runs.BEST_WEIGHTS_FILE)),
+                          runs.BEST_WEIGHTS_FILE, then=kept())
+        with runs.writing(run_dir, runs.BEST_WEIGHTS_FILE, then=kept()), files.replacing(
+                run_dir / runs.BEST_WEIGHTS_FILE) as temporary:
+            model.save_weights(temporary)
     for callback in callbacks:
         callback.on_train_end(results, model)
     if chief:

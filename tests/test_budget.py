@@ -44,8 +44,9 @@ class BudgetTest(tf.test.TestCase):
         with mock.patch.object(budget, "available_memory_bytes", return_value=16 * 1024**3), \
                 mock.patch.object(mkr_model, "build_model") as build_model:
             with self.assertRaisesRegex(
-                    errors.ResourceError, r"^the model needs 67\.2 GB of memory \(weights "
-                                          r"13\.4 GB and the optimizers. slots\), more than "
+                    errors.ResourceError, r"^the model needs 80\.6 GB of memory \(weights "
+                                          r"13\.4 GB, the optimizers. slots and the best epoch.s copy\), "
+                                          r"more than "
                                           r"the 16\.0 GB available; lower --dim"):
                 trainer.train(MKRConfig(dim=30000), dataset, self.create_tempdir().full_path,
                               "t", log=lambda _: None)

@@ -20,7 +20,7 @@ def _checkpoint_variables(run_dir):
     path = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     reader = tf.train.load_checkpoint(path)
     return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(path)
-            if name.startswith(("model/", "rs_optimizer/", "kge_optimizer/"))}
+            if name.startswith(("model/", "rs_optimizer/", "kge_optimizer/", "best_weights/"))}
 
 
 class ResumeTest(tf.test.TestCase):

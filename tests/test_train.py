@@ -62,8 +62,8 @@ class TrainCommandTest(tf.test.TestCase):
         self.assertIn("test auc", epoch_lines[0])
         self.assertIn("best eval AUC", result.stdout)
         self.assertRegex(result.stdout, r"planned memory: tables [\d.]+ KB and layers [\d.]+ KB "
-                                        r"of weights, [\d.]+ KB with the optimizers' slots; run "
-                                        r"folder about [\d.]+ KB")
+                                        r"of weights, [\d.]+ KB with the optimizers' slots and the best "
+                                        r"epoch's copy; run folder about [\d.]+ KB")
         results = json.loads((run_dir / "results.json").read_text())
         self.assertEqual(results["dataset"], "tiny")
         self.assertEqual(results["seed"], 2)
@@ -197,8 +197,8 @@ class TrainCommandTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertNotIn("Traceback", result.stderr)
         self.assertEqual(error_lines(result.stderr), [
-            f"mkr_tf.train: error: {root / 'run'}: cannot write best.weights.h5: files are "
-            f"limited to 100.0 KB (ulimit -f), about 223.3 KB needed; nothing was saved yet"])
+            f"mkr_tf.train: error: {root / 'run'}: cannot write the checkpoint of epoch 1: files "
+            f"are limited to 100.0 KB (ulimit -f), about 155.9 KB needed; nothing was saved yet"])
         self.assertFalse(any("tmp" in name for name in os.listdir(root / "run")))
 
 

@@ -116,6 +116,64 @@ class TrainTest(tf.test.TestCase):
         restored.load_weights(run_dir / runs.BEST_WEIGHTS_FILE)
         self.assertEqual(trainer.evaluate_ctr(restored, dataset.test)["auc"], results["test_auc"])
 
+    def test_best_weights_outlive_an_interruption_and_are_written_once(self):
+        class ScrambleItemsAfterEpochTwo(trainer.TrainingCallback):
+            """After epoch 2 only the kept copy holds the best weights."""
+
+            def on_epoch_end(self, epoch, record, model):
+                if epoch == 2:
+                    table = model.item_embedding.embeddings
+                    table.assign(np.random.default_rng(0).normal(0, 1, table.shape))
+
+        class InterruptAfterEpochThree(trainer.TrainingCallback):
+            def on_epoch_end(self, epoch, record, model):
+                if epoch == 3:
+                    raise KeyboardInterrupt
+
+        ratings, kg = two_taste_dataset()
+        dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
+        config = MKRConfig(n_epochs=4, dim=8, batch_size=64, lr_rs=1e-4, lr_kge=1e-4, seed=1)
+        save_weights = mkr_model.MKR.save_weights
+        with mock.patch.object(mkr_model.MKR, "save_weights", autospec=True,
+                               side_effect=save_weights) as saves:
+            whole = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
+                                  log=lambda _: None, callbacks=[ScrambleItemsAfterEpochTwo()])
+        self.assertEqual(saves.call_count, 1)
+        self.assertLessEqual(whole.results["best_epoch"], 2)
+
+        run_dir = pathlib.Path(self.create_tempdir().full_path)
+        with self.assertRaisesRegex(errors.Interrupted, "after epoch 2"):
+            trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
+                          callbacks=[ScrambleItemsAfterEpochTwo(), InterruptAfterEpochThree()])
+        self.assertFalse((run_dir / runs.BEST_WEIGHTS_FILE).exists())
+        resumed = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)
+        self.assertEqual(resumed.results["test_auc"], whole.results["test_auc"])
+        restored = mkr_model.build_model(config, dataset)
+        restored.load_weights(run_dir / runs.BEST_WEIGHTS_FILE)
+        for weight, expected in zip(restored.weights, whole.model.weights):
+            self.assertAllEqual(weight, expected, msg=weight.path)
+
+    def test_a_checkpoint_without_the_best_weights_is_refused(self):
+        class InterruptAfterEpochTwo(trainer.TrainingCallback):
+            def on_epoch_end(self, epoch, record, model):
+                if epoch == 2:
+                    raise KeyboardInterrupt
+
+        ratings, kg = two_taste_dataset(n_users=40)
+        dataset = data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
+        config = MKRConfig(n_epochs=3, batch_size=64)
+        run_dir = self.create_tempdir().full_path
+        checkpoint = trainer._checkpoint
+        # What the package's versions before trainer.BestWeights saved.
+        with mock.patch.object(trainer, "_checkpoint", lambda model, progress, best:
+                               checkpoint(model, progress, None)), \
+                self.assertRaises(errors.Interrupted):
+            trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
+                          callbacks=[InterruptAfterEpochTwo()])
+        with self.assertRaisesRegex(errors.TrainingError, r"ckpt-1: written by an earlier "
+                                    r"mkr_tf, without the best weights; start the run afresh"):
+            trainer.train(config, dataset, run_dir, "t", log=lambda _: None)
+
     def test_nan_keeps_the_last_good_checkpoint(self):
         class PoisonAfterEpochTwo(trainer.TrainingCallback):
             def on_epoch_end(self, epoch, record, model):
