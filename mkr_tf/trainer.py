@@ -6,6 +6,7 @@ import pathlib
 import time
 from typing import Any, Callable, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -96,8 +97,12 @@ class BestWeights(tf.Module):
     def __init__(self, model: MKR):
         super().__init__(name="best_weights")
         self._model_weights = list(model.weights)
-        self.copies = [tf.Variable(tf.convert_to_tensor(weight), trainable=False)
-                       for weight in self._model_weights]
+        self.copies = []
+        for weight in self._model_weights:
+            # Beside the weight: a parameter-server table's row shards stay on their servers.
+            variable = weight.value if isinstance(weight, keras.Variable) else weight
+            with tf.device(variable.device):
+                self.copies.append(tf.Variable(tf.convert_to_tensor(weight), trainable=False))
 
     def keep(self) -> None:
         """Copies the model's current weights."""
