@@ -108,7 +108,7 @@ class RunFolderTest(tf.test.TestCase):
         self.assertLen(resumed["history"], 2)
         self.assertNotIn("ckpt-2_temp", os.listdir(folder / "checkpoints"))
 
-    def test_a_failed_weights_write_leaves_no_partial_file(self):
+    def test_a_failed_weights_write_leaves_no_partial_file_and_resumes(self):
         folder = pathlib.Path(self.create_tempdir().full_path)
 
         def write_half_then_fail(model, path):
@@ -118,10 +118,15 @@ class RunFolderTest(tf.test.TestCase):
         with mock.patch("mkr_tf.model.MKR.save_weights", write_half_then_fail):
             with self.assertRaisesRegex(
                     errors.RunDirError, f"^{folder}: cannot write best.weights.h5: file too large; "
-                                        f"nothing was saved yet$"):
+                                        f"the checkpoint of epoch {CONFIG.n_epochs} is kept: free "
+                                        f"space or fix the folder, then resume with --resume$"):
                 train(folder)
-        # Only the marker and the lock: no temporary file, no best.weights.h5.
-        self.assertCountEqual(os.listdir(folder), [runs.MARKER_FILE, runs.LOCK_FILE])
+        # No temporary file and no best.weights.h5; the checkpoints hold the best weights.
+        self.assertCountEqual(os.listdir(folder),
+                              [runs.MARKER_FILE, runs.LOCK_FILE, runs.CHECKPOINT_DIR])
+        results = train(folder)
+        self.assertTrue((folder / runs.BEST_WEIGHTS_FILE).is_file())
+        self.assertLen(results["history"], CONFIG.n_epochs)
 
     def test_output_folders_that_cannot_be_written_are_named(self):
         root = pathlib.Path(self.create_tempdir().full_path)
