@@ -57,8 +57,7 @@ class Plan:
         return (f"planned memory: tables {human(self.table_parameters * _FLOAT_BYTES)} and layers "
                 f"{human(self.layer_parameters * _FLOAT_BYTES)} of weights, "
                 f"{human(self.memory_bytes)} with the optimizers' slots and the best epoch's copy; "
-                f"run folder about "
-                f"{human(self.disk_bytes)}")
+                f"run folder about {human(self.disk_bytes)}")
 
 
 def plan(config: MKRConfig, data: mkr_data.MKRData) -> Plan:
@@ -97,8 +96,8 @@ def check(planned: Plan, run_dir: os.PathLike | None, memory: bool = True) -> No
     if available is not None and planned.memory_bytes > available:
         raise errors.ResourceError(
             f"the model needs {human(planned.memory_bytes)} of memory (weights "
-            f"{human(planned.weight_bytes)}, the optimizers' slots and the best epoch's copy), more than "
-            f"the {human(available)} available; lower --dim or renumber ids densely")
+            f"{human(planned.weight_bytes)}, the optimizers' slots and the best epoch's copy), "
+            f"more than the {human(available)} available; lower --dim or renumber ids densely")
     if run_dir is None:
         return
     free = free_disk_bytes(run_dir)

@@ -115,13 +115,10 @@ class BestWeights(tf.Module):
             weight.assign(copy)
 
 
-def _checkpoint(model: MKR, progress: tf.Variable,
-                best: BestWeights | None) -> tf.train.Checkpoint:
-    objects = {"model": model, "rs_optimizer": model.rs_optimizer,
-               "kge_optimizer": model.kge_optimizer, "progress": progress}
-    if best is not None:
-        objects["best_weights"] = best
-    return tf.train.Checkpoint(**objects)
+def _checkpoint(model: MKR, progress: tf.Variable, best: BestWeights) -> tf.train.Checkpoint:
+    return tf.train.Checkpoint(model=model, rs_optimizer=model.rs_optimizer,
+                               kge_optimizer=model.kge_optimizer, progress=progress,
+                               best_weights=best)
 
 
 def _restore_progress(checkpoint: tf.train.Checkpoint,

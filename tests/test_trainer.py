@@ -31,6 +31,18 @@ def two_taste_dataset(seed=0, n_users=300, n_items=100, n_ratings_per_user=20):
     return np.stack([users, items, labels], axis=1), kg
 
 
+class ScrambleItems(trainer.TrainingCallback):
+    """Overwrites the item table with noise after epoch `epoch`, so that eval AUC falls."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, record, model):
+        if epoch == self.epoch:
+            table = model.item_embedding.embeddings
+            table.assign(np.random.default_rng(0).normal(0, 1, table.shape))
+
+
 class TrainTest(tf.test.TestCase):
 
     def test_loss_falls_and_test_auc_beats_point_seven(self):
@@ -94,19 +106,13 @@ class TrainTest(tf.test.TestCase):
             trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
 
     def test_early_stopping_keeps_the_best_weights(self):
-        class ScrambleItemsAfterEpochOne(trainer.TrainingCallback):
-            def on_epoch_end(self, epoch, record, model):
-                if epoch == 1:
-                    table = model.item_embedding.embeddings
-                    table.assign(np.random.default_rng(0).normal(0, 1, table.shape))
-
         ratings, kg = two_taste_dataset()
         dataset = data.build_dataset(ratings, kg, seed=1)
         run_dir = pathlib.Path(self.create_tempdir().full_path)
         config = MKRConfig(n_epochs=8, dim=8, batch_size=64, lr_rs=1e-4, lr_kge=1e-4, seed=1)
         logged = []
         results = trainer.train(config, dataset, run_dir, "t", log=logged.append, patience=2,
-                                callbacks=[ScrambleItemsAfterEpochOne()]).results
+                                callbacks=[ScrambleItems(epoch=1)]).results
         self.assertTrue(results["stopped_early"])
         self.assertLen(results["history"], 3)
         self.assertEqual(results["best_epoch"], 1)
@@ -117,14 +123,6 @@ class TrainTest(tf.test.TestCase):
         self.assertEqual(trainer.evaluate_ctr(restored, dataset.test)["auc"], results["test_auc"])
 
     def test_best_weights_outlive_an_interruption_and_are_written_once(self):
-        class ScrambleItemsAfterEpochTwo(trainer.TrainingCallback):
-            """After epoch 2 only the kept copy holds the best weights."""
-
-            def on_epoch_end(self, epoch, record, model):
-                if epoch == 2:
-                    table = model.item_embedding.embeddings
-                    table.assign(np.random.default_rng(0).normal(0, 1, table.shape))
-
         class InterruptAfterEpochThree(trainer.TrainingCallback):
             def on_epoch_end(self, epoch, record, model):
                 if epoch == 3:
@@ -137,14 +135,14 @@ class TrainTest(tf.test.TestCase):
         with mock.patch.object(mkr_model.MKR, "save_weights", autospec=True,
                                side_effect=save_weights) as saves:
             whole = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
-                                  log=lambda _: None, callbacks=[ScrambleItemsAfterEpochTwo()])
+                                  log=lambda _: None, callbacks=[ScrambleItems(epoch=2)])
         self.assertEqual(saves.call_count, 1)
         self.assertLessEqual(whole.results["best_epoch"], 2)
 
         run_dir = pathlib.Path(self.create_tempdir().full_path)
         with self.assertRaisesRegex(errors.Interrupted, "after epoch 2"):
             trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
-                          callbacks=[ScrambleItemsAfterEpochTwo(), InterruptAfterEpochThree()])
+                          callbacks=[ScrambleItems(epoch=2), InterruptAfterEpochThree()])
         self.assertFalse((run_dir / runs.BEST_WEIGHTS_FILE).exists())
         resumed = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)
         self.assertEqual(resumed.results["test_auc"], whole.results["test_auc"])
@@ -163,10 +161,12 @@ class TrainTest(tf.test.TestCase):
         dataset = data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
         config = MKRConfig(n_epochs=3, batch_size=64)
         run_dir = self.create_tempdir().full_path
-        checkpoint = trainer._checkpoint
         # What the package's versions before trainer.BestWeights saved.
-        with mock.patch.object(trainer, "_checkpoint", lambda model, progress, best:
-                               checkpoint(model, progress, None)), \
+        def without_best_weights(model, progress, best):
+            return tf.train.Checkpoint(model=model, rs_optimizer=model.rs_optimizer,
+                                       kge_optimizer=model.kge_optimizer, progress=progress)
+
+        with mock.patch.object(trainer, "_checkpoint", without_best_weights), \
                 self.assertRaises(errors.Interrupted):
             trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
                           callbacks=[InterruptAfterEpochTwo()])
