@@ -33,8 +33,9 @@ setuptools.setup(
         "optuna>=3.0,<6",
     ],
     extras_require={
-        "test": ["pytest>=7", "matplotlib>=3.5"],
-        "plot": ["matplotlib>=3.5"],
+        # pytest-xdist: the suite on every core (`-n auto`), about half the time on two.
+        "test": ["pytest>=7,<10", "pytest-xdist>=3,<4", "matplotlib>=3.5,<4"],
+        "plot": ["matplotlib>=3.5,<4"],
     },
     entry_points={
         "console_scripts": [

@@ -32,7 +32,7 @@ CROSS_UNITS = ("cross_compress", "dcn", "stitch")
 RS_LOSSES = ("pointwise", "softmax")
 SELECTIONS = ("auc", "auc+ndcg@10")
 # mkr_tf.baselines' models, here so that flags can name them without importing TensorFlow.
-BASELINES = ("popularity", "itemknn", "mf")
+BASELINES = ("popularity", "itemknn", "mf", "kg_popularity")
 # How a run is distributed (`mkr_tf.distribute`), here so that flags can name them without
 # importing TensorFlow.
 STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")

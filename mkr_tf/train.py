@@ -46,6 +46,7 @@ FLAGS = flags.FLAGS
 
 def _define_flags() -> None:
     cli.define_data_flags()
+    cli.define_xla_cache_flag()
     # Every MKRConfig field is a flag, spelled and explained where the field is declared.
     cli.define_config_flags()
     cli.define_preset_flag()

@@ -253,6 +253,7 @@ def search(search: Search, data, trials: int, command: str,
 
 def _define_flags() -> None:
     cli.define_data_flags()
+    cli.define_xla_cache_flag()
     flags.DEFINE_integer("trials", 20, "Finished trials the study should have (resumed ones count).")
     flags.DEFINE_string("study_dir", None, "The study's folder: study.db, preset.json, hparams/.")
     flags.DEFINE_integer("max_epochs", 20, "Epochs of each trial at most.")

@@ -136,6 +136,52 @@ class MFTest(tf.test.TestCase):
         self.assertIn(mf.settings["dim"], SMALL_MF_GRID["dim"])
 
 
+def brute_force_neighbour_popularity(data, popularity):
+    """n_i = mean p_j over the paths i → entity → item j ≠ i of the KG, walked one by one."""
+    linked = [set() for _ in range(data.n_entities)]
+    for head, _, tail in data.kg:
+        linked[head].add(tail)
+        linked[tail].add(head)
+    means = np.zeros(data.n_items)
+    for item in range(data.n_items):
+        reached = [other for entity in linked[item] for other in linked[entity]
+                   if other < data.n_items and other != item]
+        if reached:
+            means[item] = np.mean(popularity[reached])
+    return means
+
+
+class KGPopularityTest(tf.test.TestCase):
+
+    def test_neighbour_popularity_matches_walking_the_paths(self):
+        data = _data()
+        popularity = metrics.item_popularity(data.train, data.n_items).astype(float)
+        # An item–item triple and a repeated one, beside the fixture's item → genre triples.
+        data = mkr_data.MKRData(**{**data.__dict__, "kg": np.concatenate(
+            [data.kg, [[0, 0, 1], [0, 0, 1], [2, 1, data.n_entities - 1]]])})
+        expected = brute_force_neighbour_popularity(data, popularity)
+        self.assertGreater(np.ptp(expected), 0)
+        self.assertAllClose(baselines.kg_neighbour_popularity(data, popularity), expected)
+        model = baselines.KGPopularity(data, weight=0.5)
+        self.assertAllClose(model.scores(data.test),
+                            (popularity + 0.5 * expected)[data.test[:, 1]], rtol=1e-6)
+        self.assertAllClose(baselines.KGPopularity(data, weight=0.0).scores(data.test),
+                            baselines.Popularity(data).scores(data.test))
+
+    def test_ranks_cold_items_by_their_kg_neighbours_and_picks_the_weight_on_eval(self):
+        # two_taste_dataset's items of one genre are liked alike; a cold item inherits its genre's.
+        data = _data().with_cold_items(0.2, seed=0)
+        tried = []
+        best = baselines.best_kg_popularity(data, (0.0, 1.0), log=tried.append)
+        self.assertLen(tried, 2)
+        aucs = {w: metrics.auc(data.eval[:, 2], baselines.KGPopularity(data, w).scores(data.eval))
+                for w in (0.0, 1.0)}
+        self.assertEqual(best.settings["weight"], max(aucs, key=aucs.get))
+        cold = data.cold_rows("test")
+        self.assertGreater(metrics.auc(cold[:, 2], baselines.KGPopularity(data, 1.0).scores(cold)),
+                           0.5)
+
+
 class BaselinesCommandTest(tf.test.TestCase):
 
     def test_json_has_every_baseline_with_test_auc_and_ndcg(self):

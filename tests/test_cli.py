@@ -7,6 +7,7 @@ command names a program that exists and flags that it defines, and each command 
 dataset names its data, so that it runs offline from the repository root as written.
 """
 
+import os
 import pathlib
 import re
 import shlex
@@ -161,3 +162,16 @@ def test_readme_command_names_its_data_and_known_flags(help_texts, command, comm
         plain = flag[2:] if flag.startswith("no") and f"--[no]{flag[2:]}:" in listed else flag
         assert f"--{plain}:" in listed or f"--[no]{plain}:" in listed, (
             f"{command!r}: {program} has no flag --{flag}")
+
+
+def test_xla_cache_joins_tf_xla_flags_and_keeps_a_users_own(monkeypatch):
+    from mkr_tf import cli  # pylint: disable=import-outside-toplevel
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
+    cli.keep_xla_compilations("/cache/xla")
+    assert os.environ["TF_XLA_FLAGS"] == (
+        "--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory=/cache/xla")
+    cli.keep_xla_compilations("/elsewhere")  # the folder already set stays
+    assert os.environ["TF_XLA_FLAGS"].count("persistent_cache_directory") == 1
+    monkeypatch.delenv("TF_XLA_FLAGS")
+    cli.keep_xla_compilations("/my cache/xla")  # whitespace cannot pass through TF_XLA_FLAGS
+    assert "TF_XLA_FLAGS" not in os.environ

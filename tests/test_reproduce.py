@@ -34,13 +34,14 @@ class ReproduceTest(tf.test.TestCase):
         self.assertEqual(sorted(path.name for path in cwd.iterdir()), ["runs"])
         # 2 seeds × MKR with and without KGE × (full data, cold items, ratio 0.5).
         self.assertEqual(first.stdout.count("training synthetic"), 12, first.stdout)
-        self.assertEqual(first.stdout.count("fitting baselines synthetic"), 4, first.stdout)
+        self.assertEqual(first.stdout.count(
+            "fitting popularity, itemknn, mf, kg_popularity synthetic"), 4, first.stdout)
         report = (out / "results.md").read_text()
         for heading in ("## CTR prediction", "## Top-K recommendation",
                         "## Paired differences over seeds", "## Cold items", "## Sparsity",
                         "## Wall time per run", "## Commands and versions"):
             self.assertIn(heading, report)
-        for model in ("MKR", "MKR w/o KGE", "popularity", "itemknn", "mf"):
+        for model in ("MKR", "MKR w/o KGE", "popularity", "itemknn", "mf", "kg_popularity"):
             self.assertIn(f"| synthetic | {model} |", report)
             self.assertIn(f"| {model} |", report)  # its top-K row
         for png in ("synthetic_learning_curves.png", "synthetic_topk.png", "synthetic_sparsity.png"):
@@ -51,7 +52,7 @@ class ReproduceTest(tf.test.TestCase):
 
         figures = json.loads((out / "results.json").read_text())
         compared = {row["b"] for row in figures["paired_differences"]}
-        self.assertEqual(compared, {"MKR w/o KGE", "popularity", "itemknn", "mf"})
+        self.assertEqual(compared, {"MKR w/o KGE", "popularity", "itemknn", "mf", "kg_popularity"})
         for row in figures["paired_differences"] + figures["cold_paired_differences"]:
             for key in ("auc", "ndcg@10"):
                 self.assertLessEqual(row[key]["low"], row[key]["mean"])
@@ -62,10 +63,17 @@ class ReproduceTest(tf.test.TestCase):
         self.assertIn("distinct@10", mkr[0]["test"])
         self.assertEqual(figures["cold"]["synthetic / popularity"][0]["cold_test"]["auc"], 0.5)
 
+        # A split whose saved figures lack a baseline (one added since) has only that one fitted.
+        saved_path = sorted((out / "runs" / "synthetic" / "baselines").glob("*.json"))[0]
+        saved = json.loads(saved_path.read_text())
+        del saved["kg_popularity"]
+        saved_path.write_text(json.dumps(saved))
         again = run_reproduce(f"--output_dir={out}")
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertNotIn("training", again.stdout)
-        self.assertNotIn("fitting", again.stdout)
+        fitted = [line for line in again.stdout.splitlines() if "fitting" in line]
+        self.assertLen(fitted, 1, again.stdout)
+        self.assertIn("fitting kg_popularity synthetic", fitted[0])
         # The same figures; the first line (date, command) and the command section name the flag.
         def same_part(text):
             return text.split("\n", 3)[3].partition("## Commands and versions")[0]

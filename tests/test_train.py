@@ -55,6 +55,7 @@ class TrainCommandTest(tf.test.TestCase):
         run_dir = root / "run"
         result = run_cli("--dataset=tiny", f"--run_dir={run_dir}", "--n_epochs=3", "--batch_size=32",
                          "--lr_rs=0.01", "--seed=2", f"--export_dir={root / 'exported'}",
+                         "--jit_compile", f"--cache_dir={root / 'cache'}",
                          env={"MKR_DATA_DIR": str(root / "data")})
         self.assertEqual(result.returncode, 0, result.stderr)
         epoch_lines = [l for l in result.stdout.splitlines() if l.startswith("epoch")]
@@ -72,6 +73,8 @@ class TrainCommandTest(tf.test.TestCase):
         self.assertEqual(results["config"]["dim"], 8)  # untouched flags keep their defaults
         self.assertTrue((root / "exported" / "1" / "saved_model.pb").is_file())
         self.assertTrue((run_dir / "logs").is_dir())
+        # The compiled RS and KGE epochs, for the next run of these shapes.
+        self.assertLen(list((root / "cache" / "xla").glob("*.pb")), 2)
 
     def _config_from_command_line(self, *arguments):
         """The config and the flags' help texts of `mkr_tf.train ARGUMENTS`, parsed in a fresh
