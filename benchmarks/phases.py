@@ -73,7 +73,8 @@ def _timed(owner, name, timers, key, on_result=None):
 
 def _child_ours(dataset: str, workdir: str, extra_flags: list[str]) -> dict:
     from mkr_tf import cli  # pylint: disable=import-outside-toplevel
-    if not {"--xla_cache=false", "--noxla_cache"} & set(extra_flags):
+    if (hasattr(cli, "keep_xla_compilations")
+            and not {"--xla_cache=false", "--noxla_cache"} & set(extra_flags)):
         # The command line sets this before it imports TensorFlow; importing TensorFlow here
         # first, to time it, would be too late for TensorFlow to read it.
         cli.keep_xla_compilations(os.path.join(cli.default_folders()[1], cli.XLA_CACHE_FOLDER))
