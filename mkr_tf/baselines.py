@@ -145,7 +145,7 @@ class ItemKNN(_PlattScaled):
         return tf.constant(scores.toarray(), tf.float32)
 
 
-class KGPopularity(_PlattScaled):
+class KGPopularity(Popularity):
     """Popularity with a knowledge-graph prior: what an unrated item's KG neighbours tell.
 
     With p_i the training positives of item i and A the 0/1 adjacency of the KG's entities
@@ -161,15 +161,12 @@ class KGPopularity(_PlattScaled):
     """
     name = "kg_popularity"
 
-    def __init__(self, data: mkr_data.MKRData, weight: float = 1.0):
+    def __init__(self, data: mkr_data.MKRData, weight: float = 1.0):  # pylint: disable=super-init-not-called
         self.settings = {"weight": float(weight)}
         popularity = metrics.item_popularity(data.train, data.n_items).astype(np.float64)
         self.counts = (popularity + weight * kg_neighbour_popularity(data, popularity)
                        ).astype(np.float32)
         self._fit_calibration(data.eval)
-
-    scores = Popularity.scores
-    catalogue_scores = Popularity.catalogue_scores
 
 
 def kg_neighbour_popularity(data: mkr_data.MKRData, popularity: np.ndarray) -> np.ndarray:
@@ -196,11 +193,16 @@ KG_POPULARITY_WEIGHTS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
 def best_kg_popularity(data: mkr_data.MKRData, weights: tuple[float, ...] | None = None,
                        log: Callable[[str], None] = lambda _: None) -> KGPopularity:
     """The KGPopularity of `weights` with the best eval AUC."""
+    return _best_on_eval(data, (KGPopularity(data, weight) for weight in
+                                (KG_POPULARITY_WEIGHTS if weights is None else weights)), log)
+
+
+def _best_on_eval(data: mkr_data.MKRData, candidates, log: Callable[[str], None]):
+    """The candidate model with the best eval AUC (the first of equals)."""
     best = None
-    for weight in KG_POPULARITY_WEIGHTS if weights is None else weights:
-        model = KGPopularity(data, weight)
+    for model in candidates:
         eval_auc = metrics.auc(data.eval[:, 2], model.scores(data.eval))
-        log(f"kg_popularity {model.settings}: eval AUC {eval_auc:.4f}")
+        log(f"{model.name} {model.settings}: eval AUC {eval_auc:.4f}")
         if best is None or eval_auc > best[1]:
             best = (model, eval_auc)
     return best[0]
@@ -223,14 +225,9 @@ def best_itemknn(data: mkr_data.MKRData, grid: dict[str, tuple] | None = None,
     """The ItemKNN of the grid with the best eval AUC."""
     grid = ITEMKNN_GRID if grid is None else grid
     cooccurrence = _cooccurrence(_positive_matrix(data.train, data.n_users, data.n_items))
-    best = None
-    for neighbours, shrink in itertools.product(grid["neighbours"], grid["shrink"]):
-        knn = ItemKNN(data, neighbours, shrink, cooccurrence)
-        eval_auc = metrics.auc(data.eval[:, 2], knn.scores(data.eval))
-        log(f"itemknn {knn.settings}: eval AUC {eval_auc:.4f}")
-        if best is None or eval_auc > best[1]:
-            best = (knn, eval_auc)
-    return best[0]
+    return _best_on_eval(data, (ItemKNN(data, neighbours, shrink, cooccurrence) for
+                                neighbours, shrink in itertools.product(grid["neighbours"],
+                                                                        grid["shrink"])), log)
 
 
 # Small grids for smoke tests (`reproduce --quick`), not for figures anyone reports.

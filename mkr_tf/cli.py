@@ -77,7 +77,7 @@ def run(name: str, body: Callable[[], None],
 
 
 def finish() -> None:
-    """Ends a command that succeeded, at once once TensorFlow is loaded.
+    """Ends a command that succeeded: at once, when TensorFlow is loaded.
 
     Python's own shutdown then takes another 1–1.5 s (finalising TensorFlow's modules and
     thread pools) and does nothing a finished command needs: every file it wrote is closed by

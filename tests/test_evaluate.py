@@ -14,7 +14,7 @@ from mkr_tf import data as mkr_data
 from mkr_tf import evaluate
 from mkr_tf import runs
 from mkr_tf import trainer
-from mkr_tf.config import MKRConfig
+from mkr_tf.config import BASELINES, MKRConfig
 from tests.test_trainer import two_taste_dataset
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ class EvaluateTest(tf.test.TestCase):
         saved = json.loads((self.run_dir / evaluate.EVALUATION_FILE).read_text())
         self.assertEqual(saved, printed)
         # The baselines beside MKR, on the run's own split.
-        self.assertEqual(set(printed["baselines"]), {"popularity", "itemknn", "mf"})
+        self.assertEqual(set(printed["baselines"]), set(BASELINES))
         for figures in (printed["mkr"], *printed["baselines"].values()):
             self.assertIn("ndcg@10", figures["test"])
             self.assertIn("distinct@10", figures["test"])
