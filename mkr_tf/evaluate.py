@@ -114,7 +114,7 @@ def _define_flags() -> None:
     flags.DEFINE_list("ks", [str(k) for k in metrics.TOPK_CUTOFFS],
                       "Cut-offs K of the top-K metrics.")
     flags.DEFINE_boolean("save", True, f"Also write the figures to RUN_DIR/{EVALUATION_FILE}.")
-    flags.DEFINE_boolean("baselines", True, "Fit popularity, ItemKNN and MF on the run's split "
+    flags.DEFINE_boolean("baselines", True, "Fit the baselines (mkr_tf.baselines) on the run's split "
                          "and show them beside MKR (--nobaselines: MKR alone).")
     flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
 
