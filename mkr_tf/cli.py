@@ -280,9 +280,9 @@ def define_config_flags(names: Sequence[str] | None = None) -> None:
 def define_preset_flag() -> None:
     flags.DEFINE_string("preset", None,
                         "Where the settings of unset flags come from: paper, recommended (tuned "
-                        "by mkr_tf.tune on the eval split; book and music have one) or the path "
-                        "of a preset file (mkr_tf.tune writes one). Default: recommended where "
-                        "the dataset has one, else paper.")
+                        "by mkr_tf.tune on the eval split; book, music and synthetic have one) "
+                        "or the path of a preset file (mkr_tf.tune writes one). Default: "
+                        "recommended where the dataset has one, else paper.")
 
 
 def config_from_flags(dataset: str, **overrides) -> mkr_config.MKRConfig:

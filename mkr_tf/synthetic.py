@@ -8,10 +8,11 @@ that share the KG tail of the items they already like. Negatives follow the pape
 one item the user never rated, uniformly at random.
 
 With about 30 positives per user the recommender alone memorises its training ratings more than
-it learns the genres (train AUC far above eval AUC). MKR's KGE task pulls the vectors of items
-with the same genre tail together, which hands the recommender that structure: with
-`SYNTHETIC_SETTINGS`, MKR beats on test AUC both the same model without the KGE task and MKR
-given the KG with its tails shuffled among the items.
+it learns the genres (train AUC far above eval AUC), so the KG has something to add. The
+recommended preset (presets/synthetic.json) reads it through the items' KG neighbours
+(`item_neighbours`): over seeds 1-5 it beats ItemKNN on test AUC and NDCG@10, and the same
+preset without the KG by 0.06 AUC (0.29 on cold items); its KGE task adds nothing measurable on
+top (README, Results).
 """
 
 import dataclasses

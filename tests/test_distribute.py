@@ -157,7 +157,9 @@ class ParameterServerTest(tf.test.TestCase):
             for index in range(2):
                 cluster.start(task_type, index, command)
         cluster.start("chief", 0, [
-            *command, f"--min_shard_bytes={MIN_SHARD_BYTES}", f"--n_epochs={N_EPOCHS}",
+            # The recommended preset's options are refused under parameter_server (README).
+            *command, "--preset=paper", f"--min_shard_bytes={MIN_SHARD_BYTES}",
+            f"--n_epochs={N_EPOCHS}",
             *[f"--{name}={value}" for name, value in distributed_worker.HYPERPARAMETERS.items()],
             "--topk_every=0", f"--run_dir={workdir / 'run'}", f"--export_dir={workdir / 'export'}"])
         self.assertEqual(cluster.wait("chief0"), 0, cluster.log("chief0"))
