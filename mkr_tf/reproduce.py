@@ -297,7 +297,8 @@ class Reproduction:
             f"Generated {datetime.date.today().isoformat()} by `{command}` on "
             f"{os.cpu_count()} CPU cores ({platform.machine()}, Python {platform.python_version()}). "
             f"Seeds {', '.join(map(str, self.plan.seeds))}. Each MKR figure is the test split's at "
-            f"the epoch with the best eval AUC, and each baseline chose its settings by eval AUC "
+            f"the epoch with the best eval figure (its `select_on`: eval AUC, or eval AUC + eval "
+            f"NDCG@10), and each baseline chose its settings by eval AUC "
             f"(selection never looks at the test split); ± is the sample standard deviation over "
             f"seeds. Every model of a seed is measured on the same split by `protocol.Evaluator`.",
             self._ctr_section(runs["models"]),

@@ -20,7 +20,7 @@ from mkr_tf import progress
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
-# Pinned here rather than taken from SYNTHETIC_SETTINGS, which are tuned for 30 epochs. The
+# Pinned here rather than taken from SYNTHETIC_SETTINGS, which are chosen for 30 epochs. The
 # global batch is odd, so two replicas' shares of it differ by a row.
 HYPERPARAMETERS = dict(dim=8, L=1, H=1, batch_size=255, l2_weight=1e-6, lr_rs=2e-3,
                        lr_kge=1e-3, kge_interval=1)
