@@ -102,12 +102,12 @@ def _child_ours(dataset: str, workdir: str, extra_flags: list[str]) -> dict:
     run_dir = os.path.join(workdir, "run")
     sys.argv = ["mkr_tf.train", f"--dataset={dataset}", f"--run_dir={run_dir}",
                 f"--export_dir={os.path.join(workdir, 'export')}", "--quiet", *extra_flags]
-    # The command ends its process once it succeeds (`cli.finish`); this one reports first,
-    # then ends as the command does (__main__ below).
+    # The command ends its process when it ends (`cli.finish`); this one reports a success
+    # first, then ends as the command does (__main__ below), and fails as it would.
     global _command_finish  # pylint: disable=global-statement
     _command_finish = getattr(cli, "finish", None)
     if _command_finish is not None:
-        cli.finish = lambda: None
+        cli.finish = lambda code=0: sys.exit(code) if code else None
     try:
         train.run()
     except SystemExit as exit_:

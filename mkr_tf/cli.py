@@ -65,31 +65,33 @@ def run(name: str, body: Callable[[], None],
             if verbose:
                 raise
             print(f"{name}: {str(interrupt) or 'interrupted'}", file=sys.stderr)
-            sys.exit(130)
+            finish(130)
         except Exception as error:  # pylint: disable=broad-except
             if verbose or not isinstance(error, one_line_errors()):
                 raise
             print(f"{name}: error: {one_line(error)}", file=sys.stderr)
-            sys.exit(2)
+            finish(2)
         finish()
 
     app.run(main)
 
 
-def finish() -> None:
-    """Ends a command that succeeded: at once, when TensorFlow is loaded.
+def finish(code: int = 0) -> None:
+    """Ends a command with exit code `code`: at once, when TensorFlow is loaded.
 
     Python's own shutdown then takes another 1–1.5 s (finalising TensorFlow's modules and
-    thread pools) and does nothing a finished command needs: every file it wrote is closed by
-    now. So the output is flushed and the process exits with code 0 here.
+    thread pools) and does nothing an ended command needs: by the time a command succeeds, fails
+    with a one-line error or is interrupted, the `with` blocks it left have closed what it wrote
+    and removed what it left half-written. So the output is flushed and the process exits here.
     """
-    if "tensorflow" not in sys.modules:
-        return
-    logging.flush()
-    std_logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # pylint: disable=protected-access
+    if "tensorflow" in sys.modules:
+        logging.flush()
+        std_logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # pylint: disable=protected-access
+    if code:
+        sys.exit(code)
 
 
 def one_line_errors() -> tuple[type[BaseException], ...]:
