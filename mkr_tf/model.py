@@ -156,8 +156,16 @@ class MKR(keras.Model):
         shardable = isinstance(tf.distribute.get_strategy(),
                                tf.distribute.experimental.ParameterServerStrategy)
 
-        if shardable and self.init_scale:
-            raise errors.ConfigError("init_scale is not supported with the parameter_server strategy")
+        if shardable:
+            refused = [name for name, value in (
+                ("init_scale", self.init_scale), ("use_biases", self.use_biases),
+                ("tie_item_entity", self.tie_item_entity),
+                ("history_length", self.history_length),
+                ("item_neighbours", self.n_neighbours)) if value]
+            if refused:
+                raise errors.ConfigError(
+                    f"{', '.join(refused)}: not supported with the parameter_server strategy "
+                    f"(the recommended presets set some of them; the paper preset sets none)")
         # The authors' tf.get_variable default, Glorot-uniform, makes a large table's rows tiny
         # (±0.009 for book's 77,896 entities); `init_scale` gives every table rows of one scale.
         initializer = (keras.initializers.RandomNormal(stddev=self.init_scale) if self.init_scale
@@ -170,11 +178,6 @@ class MKR(keras.Model):
                 count, self.dim, embeddings_initializer=mkr_layers.fresh_initializer(initializer),
                 name=name)
 
-        if shardable and (self.use_biases or self.tie_item_entity or self.history_length
-                          or self.n_neighbours):
-            raise errors.ConfigError("use_biases, tie_item_entity, history_length and "
-                                     "item_neighbours are not supported with the "
-                                     "parameter_server strategy")
         self.user_embedding = embedding(self.n_users, "user_embedding")
         self.item_embedding = None if self.tie_item_entity else embedding(
             self.n_items, "item_embedding")

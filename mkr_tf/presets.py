@@ -6,9 +6,9 @@ A preset file is JSON, as `mkr_tf.tune` writes it:
      "found_by": "python -m mkr_tf.tune --dataset=music ...", "eval": {...}}
 
 Only "settings" is read: MKRConfig fields and their values, over the paper's settings of the
-dataset (for datasets without any, the hand-chosen `SYNTHETIC_SETTINGS`). The recommended preset of a dataset
-is the file `presets/<dataset>.json` beside this module; datasets without one (no tuning was
-run on them) default to the paper's settings.
+dataset (for datasets without any, the hand-chosen `SYNTHETIC_SETTINGS`). The recommended
+preset of a dataset is the file `presets/<dataset>.json` beside this module; datasets without
+one (no tuning was run on them) default to the paper's settings.
 """
 
 import dataclasses
@@ -38,7 +38,8 @@ def default_preset(dataset: str) -> str:
 
 def settings(dataset: str, preset: str | None = None) -> dict[str, Any]:
     """The hyper-parameters `preset` gives `dataset`: "paper" (the paper's, or for other datasets
-    the hand-chosen `SYNTHETIC_SETTINGS`), "recommended", a preset file's path, or None (the default)."""
+    the hand-chosen `SYNTHETIC_SETTINGS`), "recommended", a preset file's path, or None (the
+    default)."""
     preset = preset or default_preset(dataset)
     paper = dict(mkr_config.PAPER_SETTINGS.get(dataset, mkr_config.SYNTHETIC_SETTINGS))
     if preset == PAPER:

@@ -3,8 +3,8 @@ r"""Trains MKR: `python -m mkr_tf.train --dataset=NAME [flags]`.
 Hyper-parameter flags left unset take the values of --preset: `recommended` (tuned by
 `mkr_tf.tune` on the eval split) for the datasets that have one (book, music and the embedded
 synthetic data), else `paper` (the paper's settings for movie, book and music, hand-chosen ones
-for the synthetic data and other datasets), or a preset file. Flags
-override the preset. Examples:
+for the synthetic data and other datasets), or a preset file. Flags override the preset.
+Examples:
 
   python -m mkr_tf.train                                   # synthetic data, no download
   MKR_DATA_DIR=../shared/datasets python -m mkr_tf.train --dataset=book --seed=1

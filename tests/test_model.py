@@ -1,8 +1,11 @@
 """Tests of the MKR model: outputs, task-variable isolation, configuration."""
 
+from unittest import mock
+
 import numpy as np
 import tensorflow as tf
 
+from mkr_tf import errors
 from mkr_tf.model import MKR
 
 
@@ -283,6 +286,14 @@ class MKRTest(tf.test.TestCase):
                                  ({"residual": True, "cross_unit": "dcn"}, "residual")):
             with self.subTest(**options), self.assertRaisesRegex(ValueError, message):
                 _model(**options)
+
+    def test_parameter_server_refuses_the_options_it_cannot_shard_by_name(self):
+        strategy = mock.Mock(spec=tf.distribute.experimental.ParameterServerStrategy)
+        with mock.patch.object(tf.distribute, "get_strategy", return_value=strategy):
+            with self.assertRaisesRegex(errors.ConfigError,
+                                        r"^use_biases, item_neighbours: not supported with the "
+                                        r"parameter_server strategy \(.*paper preset sets none"):
+                _model(use_biases=True, item_neighbours=2)
 
     def test_rejects_entity_table_smaller_than_items(self):
         with self.assertRaisesRegex(ValueError, "n_entities"):
