@@ -29,7 +29,9 @@ _MARGIN = 1.25
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    table_parameters: int  # the four embedding tables
+    # The embedding tables, and the users' histories and items' neighbours, whose int64 ids are
+    # counted as two float32 parameters each.
+    table_parameters: int
     layer_parameters: int  # towers, cross units and heads
 
     @property
@@ -63,7 +65,9 @@ class Plan:
 def plan(config: MKRConfig, data: mkr_data.MKRData) -> Plan:
     """Parameter counts of `model.MKR` for `config` and `data`'s table sizes."""
     d = config.dim
-    tables = (data.n_users + data.n_items + data.n_entities + data.n_relations) * d
+    users = data.n_users if config.use_user_embedding else 0
+    id_lists = 2 * (data.n_users * config.history_length + data.n_items * config.item_neighbours)
+    tables = (users + data.n_items + data.n_entities + data.n_relations) * d + id_lists
     towers = 2 * config.L * (d * d + d)  # user and tail towers
     cross_units = config.L * 6 * d  # a few d-vectors each, whichever the unit
     # Both heads take a 2d input, keep width 2d for H - 1 layers, then end in d (KGE) or 1 (RS).

@@ -105,6 +105,9 @@ class MKRConfig:
     history_length: int = _field(0, "Beyond the paper: > 0 adds to the user tower's input the "
                                  "mean vector of up to this many of the user's training items "
                                  "(SVD++).", preset=True, model=True)
+    use_user_embedding: bool = _field(True, "false (beyond the paper): no per-user table; a "
+                                      "user is their history's mean alone (FISM), which "
+                                      "needs --history_length.", preset=True, model=True)
     item_neighbours: int = _field(0, "Beyond the paper: > 0 adds to each item's input to the "
                                   "cross&compress units the mean entity vector of up to this "
                                   "many of its KG tails, so that items sharing KG neighbours, "
@@ -152,6 +155,9 @@ class MKRConfig:
                 "with the whole catalogue; leave it 0")
         if (self.use_biases or self.rs_loss == "softmax") and not self.use_inner_product:
             raise errors.ConfigError("use_biases and rs_loss=softmax need use_inner_product=true")
+        if not self.use_user_embedding and not self.history_length:
+            raise errors.ConfigError("use_user_embedding=false needs history_length > 0: a user "
+                                     "is then the mean of their history")
         if self.residual and self.cross_unit != "cross_compress":
             raise errors.ConfigError(
                 f"residual is an option of cross_compress, not of {self.cross_unit}")

@@ -104,6 +104,8 @@ class MKR(keras.Model):
         history_length = n   the user tower's input is U[user] + mean_{j ∈ N(u)} V[j], N(u) up to
                              n of the user's training positives (`set_user_history`), as in
                              SVD++; a training row's own item is left out of its mean (as in FISM)
+        use_user_embedding=False  with history_length: no U; the user tower's input is the
+                             history mean alone, as in FISM
         item_neighbours = n  the item's input to the cross&compress units is
                              v_0 = V[item] + mean_{t ∈ T(i)} E[t], T(i) up to n of the item's KG
                              tails (`set_item_neighbours`), so that items sharing tails share
@@ -123,7 +125,8 @@ class MKR(keras.Model):
                  l2_weight=1e-6, use_inner_product=True, lr_rs=0.02, lr_kge=0.01,
                  optimizer="lazy_adam", cross_unit="cross_compress", init_scale=0.0,
                  use_biases=False, residual=False, tie_item_entity=False, rs_loss="pointwise",
-                 kge_negatives=0, history_length=0, item_neighbours=0, seed=0, **kwargs):
+                 kge_negatives=0, history_length=0, use_user_embedding=True, item_neighbours=0,
+                 seed=0, **kwargs):
         super().__init__(**kwargs)
         # The settings are checked by MKRConfig's rules, the one place they are written.
         mkr_config.MKRConfig(
@@ -131,7 +134,8 @@ class MKR(keras.Model):
             lr_rs=lr_rs, lr_kge=lr_kge, optimizer=optimizer, cross_unit=cross_unit,
             init_scale=init_scale, use_biases=use_biases, residual=residual,
             tie_item_entity=tie_item_entity, rs_loss=rs_loss, kge_negatives=kge_negatives,
-            history_length=history_length, item_neighbours=item_neighbours, seed=seed)
+            history_length=history_length, use_user_embedding=use_user_embedding,
+            item_neighbours=item_neighbours, seed=seed)
         if n_entities < n_items:
             raise ValueError(
                 f"n_entities ({n_entities}) must cover every item (n_items={n_items}): entity i is item i")
@@ -148,6 +152,7 @@ class MKR(keras.Model):
         self.tie_item_entity, self.rs_loss = bool(tie_item_entity), rs_loss
         self.kge_negatives, self.seed = int(kge_negatives), int(seed)
         self.history_length = int(history_length)
+        self.use_user_embedding = bool(use_user_embedding)
         # The most KG tails an item's input averages; the tails themselves are `item_neighbours`.
         self.n_neighbours = int(item_neighbours)
 
@@ -178,7 +183,8 @@ class MKR(keras.Model):
                 count, self.dim, embeddings_initializer=mkr_layers.fresh_initializer(initializer),
                 name=name)
 
-        self.user_embedding = embedding(self.n_users, "user_embedding")
+        self.user_embedding = (embedding(self.n_users, "user_embedding") if self.use_user_embedding
+                               else None)
         self.item_embedding = None if self.tie_item_entity else embedding(
             self.n_items, "item_embedding")
         self.user_bias = self.item_bias = None
@@ -256,11 +262,14 @@ class MKR(keras.Model):
 
     def user_vectors(self, users, excluded_items=None):
         """u of each user: its tower's output, and with `use_biases` [u; b_u; 1]. With
-        `history_length`, `excluded_items` leaves each user's item out of their history."""
-        inputs = self.user_embedding(users)
+        `history_length`, `excluded_items` leaves each user's item out of their history; without
+        `use_user_embedding`, the history is the tower's whole input."""
+        inputs = []
+        if self.user_embedding is not None:
+            inputs.append(self.user_embedding(users))
         if self.history_length:
-            inputs += self._history_mean(users, excluded_items)
-        vectors = self.user_tower(inputs)
+            inputs.append(self._history_mean(users, excluded_items))
+        vectors = self.user_tower(tf.add_n(inputs))
         if not self.use_biases:
             return vectors
         return tf.concat([vectors, self.user_bias(users), tf.ones_like(vectors[:, :1])], -1)
@@ -327,7 +336,8 @@ class MKR(keras.Model):
 
     @property
     def rs_variables(self):
-        rs_layers = [self.user_embedding, self.user_tower, *self._shared_layers]
+        user_table = [self.user_embedding] if self.user_embedding is not None else []
+        rs_layers = [*user_table, self.user_tower, *self._shared_layers]
         if self.rs_head is not None:
             rs_layers.append(self.rs_head)
         if self.use_biases:
@@ -465,7 +475,8 @@ class MKR(keras.Model):
             cross_unit=self.cross_unit, init_scale=self.init_scale, use_biases=self.use_biases,
             residual=self.residual, tie_item_entity=self.tie_item_entity, rs_loss=self.rs_loss,
             kge_negatives=self.kge_negatives, history_length=self.history_length,
-            item_neighbours=self.n_neighbours, seed=self.seed)
+            use_user_embedding=self.use_user_embedding, item_neighbours=self.n_neighbours,
+            seed=self.seed)
 
 
 def build_model(config, data) -> MKR:

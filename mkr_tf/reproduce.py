@@ -67,7 +67,9 @@ PAPER_MKR, RECOMMENDED_MKR = "MKR", "MKR (recommended)"
 RECOMMENDED_WITHOUT_KG = "MKR (recommended) w/o KG"
 # The training options beyond the paper, each of which the recommended preset may turn on.
 OPTIONS = ("init_scale", "rs_negatives", "use_biases", "residual", "tie_item_entity", "rs_loss",
-           "kge_negatives", "history_length", "item_neighbours")
+           "kge_negatives", "history_length", "use_user_embedding", "item_neighbours")
+# Options that only mean something with another: without a history, a user is U[user] again.
+_RESET_WITH = {"history_length": ("use_user_embedding",)}
 # The paper's ablations (Section 4.4) and the RS task alone; the recommended preset, without the
 # KGE task, without the KG at all and without each option in turn.
 VARIANTS = (
@@ -86,7 +88,8 @@ VARIANTS = (
             "without the items' KG neighbours: nothing of the KG is read", preset="recommended",
             reset=("item_neighbours",)),
     *(Variant(f"MKR (recommended) w/o {option}", {}, f"the recommended preset with {option} "
-              f"as the paper has it", preset="recommended", reset=(option,))
+              f"as the paper has it", preset="recommended",
+              reset=(option, *_RESET_WITH.get(option, ())))
       for option in OPTIONS),
 )
 SPARSITY_VARIANTS = ("MKR", "MKR w/o KGE")

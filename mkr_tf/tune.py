@@ -50,17 +50,49 @@ _STARTUP_TRIALS, _WARMUP_EPOCHS = 5, 3
 FLAGS = flags.FLAGS
 
 
-def _log_uniform(low: float, high: float):
-    return lambda trial, name: trial.suggest_float(name, low, high, log=True)
+@dataclasses.dataclass(frozen=True)
+class _LogUniform:
+    """A float drawn log-uniformly from [low, high]."""
+    low: float
+    high: float
+
+    def __call__(self, trial, name: str) -> float:
+        return trial.suggest_float(name, self.low, self.high, log=True)
+
+    def holds(self, value) -> bool:
+        return isinstance(value, (int, float)) and self.low <= value <= self.high
+
+    def __str__(self) -> str:
+        return f"[{self.low:g}, {self.high:g}]"
 
 
-def _choice(*values):
-    return lambda trial, name: trial.suggest_categorical(name, values)
+@dataclasses.dataclass(frozen=True)
+class _Choice:
+    """One of `values`."""
+    values: tuple
+
+    def __call__(self, trial, name: str):
+        return trial.suggest_categorical(name, self.values)
+
+    def holds(self, value) -> bool:
+        # `True == 1` in Python, so a bool and an int are told apart by type too.
+        return any(value == option and type(value) is type(option) for option in self.values)
+
+    def __str__(self) -> str:
+        return "{" + ", ".join(map(str, self.values)) + "}"
+
+
+def _log_uniform(low: float, high: float) -> _LogUniform:
+    return _LogUniform(low, high)
+
+
+def _choice(*values) -> _Choice:
+    return _Choice(values)
 
 
 # What a trial chooses, by MKRConfig field, in this order.
 SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
-    "dim": _choice(8, 16, 32, 64),
+    "dim": _choice(8, 16, 32, 64, 128, 256),
     "L": _choice(1, 2),
     "batch_size": _choice(128, 512, 2048),
     "l2_weight": _log_uniform(1e-7, 1e-3),
@@ -75,6 +107,7 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "tie_item_entity": _choice(False, True),
     "kge_negatives": _choice(0, 4),
     "history_length": _choice(0, 32, 128),
+    "use_user_embedding": _choice(True, False),
     "item_neighbours": _choice(0, 8, 32),
 }
 
@@ -82,6 +115,7 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
 # Settings drawn only where the settings drawn before them give them an effect.
 CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "rs_negatives": lambda params: params.get("rs_loss", "pointwise") == "pointwise",
+    "use_user_embedding": lambda params: params.get("history_length", 0) > 0,
 }
 
 
@@ -109,10 +143,28 @@ class Search:
     objective: str = "auc+ndcg@10"
     space: dict[str, Callable[[Any, str], Any]] = dataclasses.field(
         default_factory=lambda: dict(SEARCH_SPACE))
+    # A preset (`mkr_tf.presets`: paper, recommended or a file) tried as the study's first trial.
+    start_from: str | None = None
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise errors.ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+
+    def start_params(self) -> dict[str, Any]:
+        """`start_from`'s values of the searched settings, checked against the space: a value it
+        cannot hold fails in one line rather than after hours of search."""
+        config = mkr_config.MKRConfig.for_dataset(self.dataset, preset=self.start_from)
+        params: dict[str, Any] = {}
+        for name, draw in self.space.items():
+            if not CONDITIONS.get(name, lambda _: True)(params):
+                continue
+            value = getattr(config, name)
+            if hasattr(draw, "holds") and not draw.holds(value):
+                raise errors.ConfigError(
+                    f"--start_from={self.start_from}: {name}={value!r} is outside the search's "
+                    f"{draw}")
+            params[name] = value
+        return params
 
     @property
     def storage_url(self) -> str:
@@ -211,6 +263,8 @@ def search(search: Search, data, trials: int, command: str,
            log: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs the study until it has `trials` finished trials; writes and returns the best preset."""
     study = search.open_study()
+    if search.start_from is not None and not study.trials:
+        study.enqueue_trial(search.start_params())
     data = without_test(data)
     done = len(finished(study))
     if done:
@@ -263,6 +317,9 @@ def _define_flags() -> None:
     flags.DEFINE_enum("objective", "auc+ndcg@10", list(OBJECTIVES),
                       "What a trial is scored by, on the eval split: its best eval AUC, plus that "
                       "epoch's eval NDCG@10 with auc+ndcg@10.")
+    flags.DEFINE_string("start_from", None, "A preset (paper, recommended or a preset file) "
+                        "whose settings are a new study's first trial, so that the search "
+                        "starts from them and its best is at least as good on its own split.")
     flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
     flags.mark_flag_as_required("study_dir")
 
@@ -280,10 +337,13 @@ def _main():
     if foreign:
         raise errors.MKRError(f"--study_dir {study_dir}: holds {foreign[0]}, which is not a "
                               f"study's; choose a new or empty folder")
-    data = cli.load_data_from_flags(FLAGS.seed, log=print)
     command = " ".join(["python -m mkr_tf.tune", *map(shlex.quote, sys.argv[1:])])
-    search(Search(name, study_dir, FLAGS.max_epochs, FLAGS.patience, FLAGS.seed, FLAGS.objective),
-           data, FLAGS.trials, command, log=lambda line: print(line, flush=True))
+    study = Search(name, study_dir, FLAGS.max_epochs, FLAGS.patience, FLAGS.seed, FLAGS.objective,
+                   start_from=FLAGS.start_from)
+    if FLAGS.start_from is not None:
+        study.start_params()  # Checked before the data is loaded.
+    data = cli.load_data_from_flags(FLAGS.seed, log=print)
+    search(study, data, FLAGS.trials, command, log=lambda line: print(line, flush=True))
 
 
 def run():

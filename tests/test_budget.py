@@ -26,7 +26,8 @@ class BudgetTest(tf.test.TestCase):
     def test_the_plan_counts_the_models_parameters(self):
         dataset = small_dataset()
         for options in (dict(dim=4), dict(dim=16, L=2, H=2), dict(dim=8, use_inner_product=False),
-                        dict(dim=8, cross_unit="dcn"), dict(dim=8, cross_unit="stitch")):
+                        dict(dim=8, cross_unit="dcn"), dict(dim=8, cross_unit="stitch"),
+                        dict(dim=8, history_length=2, use_user_embedding=False)):
             config = MKRConfig(**options)
             model = mkr_model.build_model(config, dataset)
             actual = sum(int(np.prod(weight.shape)) for weight in model.weights)
@@ -36,7 +37,8 @@ class BudgetTest(tf.test.TestCase):
             self.assertEqual(planned.table_parameters, sum(
                 int(np.prod(layer.embeddings.shape)) for layer in (
                     model.user_embedding, model.item_embedding, model.entity_embedding,
-                    model.relation_embedding)))
+                    model.relation_embedding) if layer is not None)
+                + 2 * int(np.prod(model.user_history.shape) if model.history_length else 0))
 
     def test_a_huge_dim_is_refused_with_the_figure_before_any_table_is_built(self):
         dataset = small_dataset()

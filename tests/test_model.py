@@ -206,6 +206,26 @@ class MKRTest(tf.test.TestCase):
         restored.load_weights(path)
         self.assertAllEqual(restored.user_history.numpy(), history)
 
+    def test_without_user_embedding_a_user_is_their_history_alone(self):
+        model = _model(history_length=2, L=1, use_user_embedding=False, lr_rs=0.05)
+        self.assertIsNone(model.user_embedding)
+        self.assertNotIn("user_embedding", {v.path.split("/")[0] for v in model.weights})
+        ratings = np.array([[0, 1, 1], [0, 2, 1], [3, 4, 1], [3, 0, 0]])
+        model.set_user_history(ratings, seed=0)
+        table = model.item_embedding.embeddings.numpy()
+        users = tf.constant([0, 3, 6], tf.int64)
+        means = np.stack([table[[1, 2]].mean(0), table[4], np.zeros(4)])
+        self.assertAllClose(model.user_vectors(users), model.user_tower(means))
+        # Users of one history score alike; the RS step still trains the tower and the items.
+        model.set_user_history(np.array([[0, 1, 1], [3, 1, 1]]), seed=0)
+        self.assertAllClose(model.user_vectors(users)[0], model.user_vectors(users)[1])
+        before = _snapshot(model.user_tower.trainable_variables)
+        model.rec_step(RS_BATCH)
+        after = _snapshot(model.user_tower.trainable_variables)
+        self.assertTrue(any(np.any(before[k] != after[k]) for k in before))
+        restored = MKR.from_config(model.get_config())
+        self.assertFalse(restored.use_user_embedding)
+
     def test_neighbours_add_the_mean_of_the_items_tails_to_the_item_input_only(self):
         # Item 0 has tails 5, 6 and 7 (two are kept), item 2 tail 8 by two relations, item 4
         # tail 1 (an item's entity); items 1 and 3 have none.
@@ -283,7 +303,8 @@ class MKRTest(tf.test.TestCase):
         self.assertAllClose(restored(inputs), model(inputs))
         for options, message in (({"rs_loss": "bpr"}, "rs_loss"),
                                  ({"use_biases": True, "use_inner_product": False}, "inner_product"),
-                                 ({"residual": True, "cross_unit": "dcn"}, "residual")):
+                                 ({"residual": True, "cross_unit": "dcn"}, "residual"),
+                                 ({"use_user_embedding": False}, "needs history_length")):
             with self.subTest(**options), self.assertRaisesRegex(ValueError, message):
                 _model(**options)
 

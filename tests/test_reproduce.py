@@ -96,6 +96,21 @@ class PlanTest(tf.test.TestCase):
         paper = reproduction.config("music", reproduce.VARIANTS[0], seed=1)
         self.assertEqual(paper, MKRConfig.for_dataset("music", preset="paper", seed=1))
 
+    def test_without_the_history_a_user_is_their_own_row_again(self):
+        path = pathlib.Path(self.create_tempdir().full_path) / "preset.json"
+        presets.write(path, "music", {"history_length": 8, "use_user_embedding": False})
+        by_name = {variant.name: variant for variant in reproduce.VARIANTS}
+        reproduction = reproduce.Reproduction(reproduce.Plan(datasets=("music",)),
+                                              self.create_tempdir().full_path, ".", ".")
+        def config(name):
+            return reproduction.config("music", dataclasses.replace(by_name[name], preset=str(path)),
+                                       seed=1)
+        full = config(reproduce.RECOMMENDED_MKR)
+        self.assertEqual(config("MKR (recommended) w/o history_length"),
+                         dataclasses.replace(full, history_length=0, use_user_embedding=True))
+        self.assertEqual(config("MKR (recommended) w/o use_user_embedding"),
+                         dataclasses.replace(full, use_user_embedding=True))
+
     def test_without_the_kg_turns_off_both_of_its_uses(self):
         path = pathlib.Path(self.create_tempdir().full_path) / "preset.json"
         presets.write(path, "music", {"item_neighbours": 8, "dim": 32})

@@ -66,6 +66,48 @@ class TuneTest(tf.test.TestCase):
         self.assertEqual(states.count(optuna.trial.TrialState.FAIL), 1)
         self.assertEqual(len(states), 4)
 
+    def test_a_search_starts_from_a_preset(self):
+        start = pathlib.Path(self.create_tempdir().full_path) / "start.json"
+        presets.write(start, "two_taste", {"dim": 4, "lr_rs": 0.02, "rs_loss": "softmax"})
+        study_dir = self.create_tempdir().full_path
+        search = self._search(study_dir, start_from=str(start))
+        tune.search(search, _dataset(), 2, "x", log=lambda _: None)
+        trials = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials
+        self.assertEqual(trials[0].params, {"dim": 4, "lr_rs": 0.02, "rs_loss": "softmax"})
+        # Resuming does not try the start again.
+        tune.search(search, _dataset(), 3, "x", log=lambda _: None)
+        trials = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials
+        self.assertLen(trials, 3)
+        self.assertNotEqual(trials[2].params, trials[0].params)
+
+    def test_a_start_outside_the_space_is_refused_before_searching(self):
+        start = pathlib.Path(self.create_tempdir().full_path) / "start.json"
+        presets.write(start, "two_taste", {"dim": 16})
+        study_dir = pathlib.Path(self.create_tempdir().full_path)
+        search = self._search(study_dir, start_from=str(start))
+        with self.assertRaisesRegex(tune.errors.ConfigError,
+                                    r"dim=16 is outside the search's \{4, 8\}"):
+            tune.search(search, _dataset(), 1, "x", log=lambda _: None)
+        self.assertFalse(list(study_dir.glob("trial-*")))
+
+    def test_a_start_outside_the_space_is_one_line_before_any_data_is_read(self):
+        study_dir = pathlib.Path(self.create_tempdir().full_path) / "study"
+        completed = subprocess.run(
+            [sys.executable, "-m", "mkr_tf.tune", "--dataset=music", f"--study_dir={study_dir}",
+             "--start_from=paper", "--data_dir=/nonexistent", "--nodownload"],
+            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        self.assertEqual(completed.returncode, 2)
+        self.assertEqual(completed.stderr.strip().splitlines()[-1],
+                         "mkr_tf.tune: error: --start_from=paper: dim=4 is outside the search's "
+                         "{8, 16, 32, 64, 128, 256}")
+        self.assertFalse(study_dir.exists())
+
+    def test_the_space_tells_bools_from_ints(self):
+        self.assertFalse(tune._choice(0, 4).holds(False))
+        self.assertTrue(tune._choice(False, True).holds(False))
+        self.assertTrue(tune._log_uniform(1e-3, 1e-1).holds(0.01))
+        self.assertFalse(tune._log_uniform(1e-3, 1e-1).holds(0.5))
+
     def test_the_test_split_is_never_read(self):
         dataset = _dataset()
         # Any read of these rows would fail: their user ids are outside the table.
