@@ -105,6 +105,11 @@ class MKRConfig:
     history_length: int = _field(0, "Beyond the paper: > 0 adds to the user tower's input the "
                                  "mean vector of up to this many of the user's training items "
                                  "(SVD++).", preset=True, model=True)
+    history_dropout: float = _field(0.0, "Beyond the paper: > 0 leaves each item out of a "
+                                    "training row's history with this probability, a fresh draw "
+                                    "each step, so that the user tower learns from partial "
+                                    "histories; scoring reads the whole history.", preset=True,
+                                    model=True)
     use_user_embedding: bool = _field(True, "false (beyond the paper): no per-user table; a "
                                       "user is their history's mean alone (FISM), which "
                                       "needs --history_length.", preset=True, model=True)
@@ -155,6 +160,11 @@ class MKRConfig:
                 "with the whole catalogue; leave it 0")
         if (self.use_biases or self.rs_loss == "softmax") and not self.use_inner_product:
             raise errors.ConfigError("use_biases and rs_loss=softmax need use_inner_product=true")
+        if not 0 <= self.history_dropout < 1:
+            raise errors.ConfigError(
+                f"history_dropout must be in [0, 1), got {self.history_dropout!r}")
+        if self.history_dropout and not self.history_length:
+            raise errors.ConfigError("history_dropout needs history_length > 0")
         if not self.use_user_embedding and not self.history_length:
             raise errors.ConfigError("use_user_embedding=false needs history_length > 0: a user "
                                      "is then the mean of their history")

@@ -70,6 +70,13 @@ def _masked_mean(table, ids, excluded_ids=None):
     return tf.reduce_sum(rows, axis=1) / tf.maximum(count, 1.0)
 
 
+# Keeps the history dropout's random stream apart from the KGE negatives' (seeded (seed, step)),
+# within 32 bits: XLA-compiled epochs draw otherwise from a larger seed than plain ones.
+_HISTORY_DROPOUT_STREAM = 1 << 20
+# History dropout draws integers below this and compares them with p times it.
+_DROPOUT_RESOLUTION = 1 << 24
+
+
 def _replica_part(batch_independent, global_batch_size):
     """A term that does not grow with the batch (a kernel's L2), split evenly between replicas."""
     if global_batch_size is None:
@@ -106,6 +113,8 @@ class MKR(keras.Model):
                              SVD++; a training row's own item is left out of its mean (as in FISM)
         use_user_embedding=False  with history_length: no U; the user tower's input is the
                              history mean alone, as in FISM
+        history_dropout = p  with history_length: in training, each item of N(u) is left out
+                             of the mean with probability p, drawn afresh each RS step
         item_neighbours = n  the item's input to the cross&compress units is
                              v_0 = V[item] + mean_{t ∈ T(i)} E[t], T(i) up to n of the item's KG
                              tails (`set_item_neighbours`), so that items sharing tails share
@@ -125,8 +134,8 @@ class MKR(keras.Model):
                  l2_weight=1e-6, use_inner_product=True, lr_rs=0.02, lr_kge=0.01,
                  optimizer="lazy_adam", cross_unit="cross_compress", init_scale=0.0,
                  use_biases=False, residual=False, tie_item_entity=False, rs_loss="pointwise",
-                 kge_negatives=0, history_length=0, use_user_embedding=True, item_neighbours=0,
-                 seed=0, **kwargs):
+                 kge_negatives=0, history_length=0, history_dropout=0.0, use_user_embedding=True,
+                 item_neighbours=0, seed=0, **kwargs):
         super().__init__(**kwargs)
         # The settings are checked by MKRConfig's rules, the one place they are written.
         mkr_config.MKRConfig(
@@ -134,7 +143,8 @@ class MKR(keras.Model):
             lr_rs=lr_rs, lr_kge=lr_kge, optimizer=optimizer, cross_unit=cross_unit,
             init_scale=init_scale, use_biases=use_biases, residual=residual,
             tie_item_entity=tie_item_entity, rs_loss=rs_loss, kge_negatives=kge_negatives,
-            history_length=history_length, use_user_embedding=use_user_embedding,
+            history_length=history_length, history_dropout=history_dropout,
+            use_user_embedding=use_user_embedding,
             item_neighbours=item_neighbours, seed=seed)
         if n_entities < n_items:
             raise ValueError(
@@ -153,6 +163,7 @@ class MKR(keras.Model):
         self.kge_negatives, self.seed = int(kge_negatives), int(seed)
         self.history_length = int(history_length)
         self.use_user_embedding = bool(use_user_embedding)
+        self.history_dropout = float(history_dropout)
         # The most KG tails an item's input averages; the tails themselves are `item_neighbours`.
         self.n_neighbours = int(item_neighbours)
 
@@ -250,25 +261,42 @@ class MKR(keras.Model):
             np.asarray(kg)[:, [0, 2]], self.n_items, self.n_neighbours,
             np.random.default_rng((seed, 17))))
 
-    def _history_mean(self, users, excluded_items=None):
-        """mean_{j ∈ N(u)} V[j] of each user, without `excluded_items` (one per user)."""
+    def _history_mean(self, users, excluded_items=None, training=False):
+        """mean_{j ∈ N(u)} V[j] of each user, without `excluded_items` (one per user), and in
+        `training` without the items `history_dropout` drops."""
         table = self.entity_embedding if self.tie_item_entity else self.item_embedding
-        return _masked_mean(table, tf.gather(self.user_history, users), excluded_items)
+        history = tf.gather(self.user_history, users)
+        if training and self.history_dropout:
+            history = tf.where(self._history_kept(tf.shape(history, out_type=tf.int64)), history,
+                               tf.constant(-1, history.dtype))
+        return _masked_mean(table, history, excluded_items)
+
+    def _history_kept(self, shape):
+        """Which history places a training step keeps: a function of (seed, RS step) alone, so
+        that a resumed run draws what an uninterrupted one would."""
+        step = tf.cast(tf.convert_to_tensor(self.rs_optimizer.iterations), tf.int64)
+        seed = tf.stack([tf.constant(self.seed + _HISTORY_DROPOUT_STREAM, tf.int64), step])
+        # Integer draws: XLA-compiled epochs draw the same integers as plain ones, not the same
+        # floats.
+        draws = tf.random.stateless_uniform(shape, seed=seed, minval=0,
+                                            maxval=_DROPOUT_RESOLUTION, dtype=tf.int64)
+        return draws >= round(self.history_dropout * _DROPOUT_RESOLUTION)
 
     def _neighbour_mean(self, items, excluded_tails=None):
         """mean_{t ∈ T(i)} E[t] of each item, without `excluded_tails` (one per item)."""
         return _masked_mean(self.entity_embedding, tf.gather(self.item_neighbours, items),
                             excluded_tails)
 
-    def user_vectors(self, users, excluded_items=None):
+    def user_vectors(self, users, excluded_items=None, training=False):
         """u of each user: its tower's output, and with `use_biases` [u; b_u; 1]. With
-        `history_length`, `excluded_items` leaves each user's item out of their history; without
-        `use_user_embedding`, the history is the tower's whole input."""
+        `history_length`, `excluded_items` leaves each user's item out of their history, and
+        `training` applies `history_dropout`; without `use_user_embedding`, the history is the
+        tower's whole input."""
         inputs = []
         if self.user_embedding is not None:
             inputs.append(self.user_embedding(users))
         if self.history_length:
-            inputs.append(self._history_mean(users, excluded_items))
+            inputs.append(self._history_mean(users, excluded_items, training))
         vectors = self.user_tower(tf.add_n(inputs))
         if not self.use_biases:
             return vectors
@@ -389,7 +417,8 @@ class MKR(keras.Model):
         labels = tf.cast(batch["label"], tf.float32)
         row_weights = batch.get("weight")
         with tf.GradientTape() as tape:
-            user_vectors = self.user_vectors(batch["user"], excluded_items=batch["item"])
+            user_vectors = self.user_vectors(batch["user"], excluded_items=batch["item"],
+                                             training=True)
             item_vectors, _ = self.item_and_head_vectors(batch["item"])
             if self.rs_loss == "softmax":
                 catalogue, _ = self.item_and_head_vectors(tf.range(self.n_items, dtype=tf.int64))
@@ -422,7 +451,14 @@ class MKR(keras.Model):
             logits = tf.reduce_sum(tail_vectors * predicted_tails, axis=-1)
             scores = tf.sigmoid(logits)
             if self.kge_negatives:
-                corrupted = self.tail_vectors(self._corrupted_tails(tf.shape(logits)[0]))
+                corrupted_tails = self._corrupted_tails(tf.shape(logits)[0])
+                if row_weights is not None:
+                    # A padding row copies the batch's first row (engine.padded_batches), and its
+                    # corrupted tails do too: other entities would be moved by LazyAdam's
+                    # momentum though their gradient is zero.
+                    corrupted_tails = tf.where(row_weights[:, None] > 0, corrupted_tails,
+                                               corrupted_tails[:1])
+                corrupted = self.tail_vectors(corrupted_tails)
                 corrupted_logits = tf.einsum("bkd,bd->bk", corrupted, predicted_tails)
                 base_loss = _batch_mean(tf.nn.softplus(-logits) + tf.reduce_mean(
                     tf.nn.softplus(corrupted_logits), axis=-1), global_batch_size, row_weights)
@@ -475,7 +511,7 @@ class MKR(keras.Model):
             cross_unit=self.cross_unit, init_scale=self.init_scale, use_biases=self.use_biases,
             residual=self.residual, tie_item_entity=self.tie_item_entity, rs_loss=self.rs_loss,
             kge_negatives=self.kge_negatives, history_length=self.history_length,
-            use_user_embedding=self.use_user_embedding, item_neighbours=self.n_neighbours,
+            history_dropout=self.history_dropout, use_user_embedding=self.use_user_embedding, item_neighbours=self.n_neighbours,
             seed=self.seed)
 
 

@@ -108,6 +108,7 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "kge_negatives": _choice(0, 4),
     "history_length": _choice(0, 32, 128),
     "use_user_embedding": _choice(True, False),
+    "history_dropout": _choice(0.0, 0.25, 0.5, 0.75),
     "item_neighbours": _choice(0, 8, 32),
 }
 
@@ -116,6 +117,7 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
 CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "rs_negatives": lambda params: params.get("rs_loss", "pointwise") == "pointwise",
     "use_user_embedding": lambda params: params.get("history_length", 0) > 0,
+    "history_dropout": lambda params: params.get("history_length", 0) > 0,
 }
 
 

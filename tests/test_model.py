@@ -226,6 +226,30 @@ class MKRTest(tf.test.TestCase):
         restored = MKR.from_config(model.get_config())
         self.assertFalse(restored.use_user_embedding)
 
+    def test_history_dropout_thins_training_histories_only_by_seed_and_step(self):
+        ratings = np.array([[0, i, 1] for i in range(5)] + [[3, 4, 1]])
+        model = _model(history_length=5, L=1, history_dropout=0.5, use_user_embedding=False)
+        model.set_user_history(ratings, seed=0)
+        users = tf.constant([0, 3], tf.int64)
+        whole = model.user_vectors(users)
+        self.assertAllClose(model.user_vectors(users, training=False), whole)
+        kept = model._history_kept(tf.constant([2, 5], tf.int64))
+        self.assertAllEqual(kept, model._history_kept(tf.constant([2, 5], tf.int64)))
+        table = model.item_embedding.embeddings.numpy()
+        history = model.user_history.numpy()[[0, 3]]
+        kept_ids = np.where(kept.numpy() & (history >= 0), history, -1)
+        expected = np.stack([table[row[row >= 0]].mean(0) if (row >= 0).any() else np.zeros(4)
+                             for row in kept_ids])
+        self.assertAllClose(model.user_vectors(users, training=True), model.user_tower(expected))
+        # Another model of the same seed at the same step draws the same; the next step, others.
+        twin = _model(history_length=5, L=1, history_dropout=0.5, use_user_embedding=False)
+        self.assertAllEqual(twin._history_kept(tf.constant([2, 5], tf.int64)), kept)
+        model.rec_step(RS_BATCH)
+        self.assertNotAllEqual(model._history_kept(tf.constant([8, 5], tf.int64)),
+                               twin._history_kept(tf.constant([8, 5], tf.int64)))
+        with self.assertRaisesRegex(errors.ConfigError, "history_dropout needs history_length"):
+            _model(history_dropout=0.5)
+
     def test_neighbours_add_the_mean_of_the_items_tails_to_the_item_input_only(self):
         # Item 0 has tails 5, 6 and 7 (two are kept), item 2 tail 8 by two relations, item 4
         # tail 1 (an item's entity); items 1 and 3 have none.
@@ -294,7 +318,8 @@ class MKRTest(tf.test.TestCase):
 
     def test_options_round_trip_and_are_checked(self):
         model = _model(use_biases=True, residual=True, tie_item_entity=True, rs_loss="softmax",
-                       kge_negatives=2, init_scale=0.1, history_length=3, item_neighbours=2,
+                       kge_negatives=2, init_scale=0.1, history_length=3, history_dropout=0.25,
+                       item_neighbours=2,
                        seed=3)
         restored = MKR.from_config(model.get_config())
         self.assertEqual(restored.get_config(), model.get_config())

@@ -98,7 +98,8 @@ class PlanTest(tf.test.TestCase):
 
     def test_without_the_history_a_user_is_their_own_row_again(self):
         path = pathlib.Path(self.create_tempdir().full_path) / "preset.json"
-        presets.write(path, "music", {"history_length": 8, "use_user_embedding": False})
+        presets.write(path, "music", {"history_length": 8, "use_user_embedding": False,
+                                      "history_dropout": 0.5})
         by_name = {variant.name: variant for variant in reproduce.VARIANTS}
         reproduction = reproduce.Reproduction(reproduce.Plan(datasets=("music",)),
                                               self.create_tempdir().full_path, ".", ".")
@@ -107,7 +108,8 @@ class PlanTest(tf.test.TestCase):
                                        seed=1)
         full = config(reproduce.RECOMMENDED_MKR)
         self.assertEqual(config("MKR (recommended) w/o history_length"),
-                         dataclasses.replace(full, history_length=0, use_user_embedding=True))
+                         dataclasses.replace(full, history_length=0, use_user_embedding=True,
+                                             history_dropout=0.0))
         self.assertEqual(config("MKR (recommended) w/o use_user_embedding"),
                          dataclasses.replace(full, use_user_embedding=True))
 

@@ -226,8 +226,10 @@ class TrainTest(tf.test.TestCase):
     def test_compiled_epochs_match_the_plain_ones_and_resume_exactly(self):
         ratings, kg = two_taste_dataset(n_users=60)
         dataset = data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
-        # rs_negatives: the fresh negatives of a resumed epoch must be drawn as before too.
-        config = MKRConfig(n_epochs=3, batch_size=24, kge_interval=1, seed=2, rs_negatives=2)
+        # rs_negatives, kge_negatives and history_dropout: a resumed epoch must draw its fresh
+        # negatives, corrupted tails and thinned histories as before too.
+        config = MKRConfig(n_epochs=3, batch_size=24, kge_interval=1, seed=2, rs_negatives=2,
+                           kge_negatives=2, history_length=4, history_dropout=0.5)
 
         class InterruptAfterEpoch2(trainer.TrainingCallback):
             def on_epoch_end(self, epoch, record, model):
@@ -249,7 +251,8 @@ class TrainTest(tf.test.TestCase):
         figures = {name: [[epoch[key] for key in keys] for epoch in run.results["history"]]
                    for name, run in (("plain", plain), ("whole", whole), ("resumed", resumed))}
         self.assertEqual(figures["resumed"], figures["whole"])
-        self.assertAllClose(figures["whole"], figures["plain"], rtol=1e-4)
+        # XLA sums floats in another order; a draw that differed would move these by 0.1-6%.
+        self.assertAllClose(figures["whole"], figures["plain"], rtol=1e-3)
         for weight, expected in zip(resumed.model.weights, whole.model.weights):
             self.assertAllEqual(weight, expected, msg=weight.path)
 
@@ -273,10 +276,16 @@ class TrainingOptionsTest(tf.test.TestCase):
             with self.subTest(**options):
                 self.assertNotEqual(self._train(**options)["history"][-1]["rs_loss"],
                                     paper["history"][-1]["rs_loss"])
+        with_history = self._train(history_length=8)
+        for options in ({"history_dropout": 0.5}, {"use_user_embedding": False}):
+            with self.subTest(**options):
+                self.assertNotEqual(
+                    self._train(history_length=8, **options)["history"][-1]["rs_loss"],
+                    with_history["history"][-1]["rs_loss"])
         # The options that draw at random (negatives, histories, neighbours) draw the same for
         # one seed.
         drawing = {"rs_negatives": 2, "kge_negatives": 2, "history_length": 3,
-                   "item_neighbours": 1}
+                   "history_dropout": 0.5, "item_neighbours": 1}
         first, again = self._train(**drawing), self._train(**drawing)
         self.assertEqual(first["history"], [{**r, "seconds": a["seconds"]} for r, a in
                                             zip(again["history"], first["history"])])
