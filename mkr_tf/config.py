@@ -30,6 +30,7 @@ XLA_DATASETS = ("book",)
 OPTIMIZERS = ("lazy_adam", "adam")
 CROSS_UNITS = ("cross_compress", "dcn", "stitch")
 RS_LOSSES = ("pointwise", "softmax")
+KGE_MODELS = ("mlp", "transe")
 SELECTIONS = ("auc", "auc+ndcg@10")
 # mkr_tf.baselines' models, here so that flags can name them without importing TensorFlow.
 BASELINES = ("popularity", "itemknn", "mf", "kg_popularity")
@@ -102,6 +103,14 @@ class MKRConfig:
     kge_negatives: int = _field(0, "Beyond the paper: > 0 gives a logistic KGE loss against this "
                                 "many corrupted tails per triple, instead of −σ(t · t̂).",
                                 preset=True, model=True)
+    kge_model: str = _field("mlp", "How the KGE task scores a triple: mlp, the paper's σ(t · t̂) "
+                            "with t̂ = σ(MLP([h; r])) on the cross&compress head vector and the "
+                            "tail tower's t; transe (beyond the paper), kge_margin − "
+                            "‖E[h] + R[r] − E[t]‖² on the shared entity table itself, so that "
+                            "items sharing a tail are drawn to one point and an unrated item to "
+                            "its rated siblings.", choices=KGE_MODELS, preset=True, model=True)
+    kge_margin: float = _field(1.0, "With kge_model=transe: the margin γ of its logit "
+                               "γ − ‖h + r − t‖².", preset=True, model=True)
     history_length: int = _field(0, "Beyond the paper: > 0 adds to the user tower's input the "
                                  "mean vector of up to this many of the user's training items "
                                  "(SVD++).", preset=True, model=True)
@@ -143,6 +152,9 @@ class MKRConfig:
                 f"l2_weight must be a finite number >= 0, got {self.l2_weight!r}")
         if not 0 < self.train_ratio <= 1:
             raise errors.ConfigError(f"train_ratio must be in (0, 1], got {self.train_ratio!r}")
+        if not 0 < self.kge_margin < float("inf"):
+            raise errors.ConfigError(
+                f"kge_margin must be a finite number > 0, got {self.kge_margin!r}")
         if not 0 <= self.init_scale < float("inf"):
             raise errors.ConfigError(
                 f"init_scale must be a finite number >= 0, got {self.init_scale!r}")

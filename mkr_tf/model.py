@@ -108,6 +108,12 @@ class MKR(keras.Model):
                              the whole catalogue
         kge_negatives = k    KGE: mean −log σ(t · t̂) − Σ_k log σ(−t_k · t̂) / k, with t_k the
                              tower vectors of k uniform corrupted tails (the score is still σ(t · t̂))
+        kge_model="transe"   KGE (TransE, Bordes et al. 2013): h = E[head], t = E[tail] (no
+                             cross&compress, no tower), t̂ = h + R[relation] and the logit
+                             γ − ‖t − t̂‖² (γ = `kge_margin`) in place of t · t̂: the KGE task
+                             then moves the very rows the RS task reads (with `tie_item_entity`),
+                             drawing items that share a tail to one point, so that an item
+                             without ratings lands beside its rated siblings
         history_length = n   the user tower's input is U[user] + mean_{j ∈ N(u)} V[j], N(u) up to
                              n of the user's training positives (`set_user_history`), as in
                              SVD++; a training row's own item is left out of its mean (as in FISM)
@@ -134,8 +140,9 @@ class MKR(keras.Model):
                  l2_weight=1e-6, use_inner_product=True, lr_rs=0.02, lr_kge=0.01,
                  optimizer="lazy_adam", cross_unit="cross_compress", init_scale=0.0,
                  use_biases=False, residual=False, tie_item_entity=False, rs_loss="pointwise",
-                 kge_negatives=0, history_length=0, history_dropout=0.0, use_user_embedding=True,
-                 item_neighbours=0, seed=0, **kwargs):
+                 kge_negatives=0, kge_model="mlp", kge_margin=1.0, history_length=0,
+                 history_dropout=0.0, use_user_embedding=True, item_neighbours=0, seed=0,
+                 **kwargs):
         super().__init__(**kwargs)
         # The settings are checked by MKRConfig's rules, the one place they are written.
         mkr_config.MKRConfig(
@@ -143,7 +150,7 @@ class MKR(keras.Model):
             lr_rs=lr_rs, lr_kge=lr_kge, optimizer=optimizer, cross_unit=cross_unit,
             init_scale=init_scale, use_biases=use_biases, residual=residual,
             tie_item_entity=tie_item_entity, rs_loss=rs_loss, kge_negatives=kge_negatives,
-            history_length=history_length, history_dropout=history_dropout,
+            kge_model=kge_model, kge_margin=kge_margin, history_length=history_length, history_dropout=history_dropout,
             use_user_embedding=use_user_embedding,
             item_neighbours=item_neighbours, seed=seed)
         if n_entities < n_items:
@@ -161,6 +168,7 @@ class MKR(keras.Model):
         self.use_biases, self.residual = bool(use_biases), bool(residual)
         self.tie_item_entity, self.rs_loss = bool(tie_item_entity), rs_loss
         self.kge_negatives, self.seed = int(kge_negatives), int(seed)
+        self.kge_model, self.kge_margin = kge_model, float(kge_margin)
         self.history_length = int(history_length)
         self.use_user_embedding = bool(use_user_embedding)
         self.history_dropout = float(history_dropout)
@@ -208,7 +216,10 @@ class MKR(keras.Model):
         self.relation_embedding = embedding(self.n_relations, "relation_embedding")
 
         self.user_tower = mkr_layers.DenseTower(self.dim, n_layers=self.L, name="user_tower")
-        self.tail_tower = mkr_layers.DenseTower(self.dim, n_layers=self.L, name="tail_tower")
+        # TransE scores the tables' own rows: no tail tower and no head MLP.
+        mlp_kge = self.kge_model == "mlp"
+        self.tail_tower = (mkr_layers.DenseTower(self.dim, n_layers=self.L, name="tail_tower")
+                           if mlp_kge else None)
         # The paper's ablations swap cross&compress for a DCN cross layer or a cross-stitch unit.
         unit_options = {"residual": True} if self.residual else {}
         self.cross_units = [mkr_layers.CROSS_UNITS[cross_unit](name=f"{cross_unit}_{i}",
@@ -219,7 +230,7 @@ class MKR(keras.Model):
             2 * self.dim, n_layers=self.H, final_units=1, final_activation=None, name="rs_head"))
         # Kept as the authors wrote it: ReLU on the last layer too, then the sigmoid.
         self.kge_head = mkr_layers.DenseTower(
-            2 * self.dim, n_layers=self.H, final_units=self.dim, name="kge_head")
+            2 * self.dim, n_layers=self.H, final_units=self.dim, name="kge_head") if mlp_kge else None
 
         # Each user's training positives, -1 padded: data, not parameters, but saved with them
         # so that a restored or exported model scores users as the trained one did.
@@ -318,6 +329,9 @@ class MKR(keras.Model):
         return v, e
 
     def tail_vectors(self, tails):
+        """t of each tail (any shape of ids): its tower's output, or with TransE its row."""
+        if self.tail_tower is None:
+            return self.entity_embedding(tails)
         return self.tail_tower(self.entity_embedding(tails))
 
     def rs_logits(self, user_vectors, item_vectors):
@@ -344,15 +358,27 @@ class MKR(keras.Model):
 
     def kge_outputs(self, heads, relations, tails):
         """(h, t, t̂) of each triple: head and tail vectors and the predicted tail."""
-        _, head_vectors = self.item_and_head_vectors(heads, excluded_tails=tails)
         relation_vectors = self.relation_embedding(relations)
+        if self.kge_model == "transe":
+            head_vectors = self.entity_embedding(heads)
+            return head_vectors, self.tail_vectors(tails), head_vectors + relation_vectors
+        _, head_vectors = self.item_and_head_vectors(heads, excluded_tails=tails)
         predicted_tails = tf.sigmoid(self.kge_head(tf.concat([head_vectors, relation_vectors], -1)))
         return head_vectors, self.tail_vectors(tails), predicted_tails
 
+    def kge_logits(self, tail_vectors, predicted_tails):
+        """The logit of each tail vector [b, d] (or [b, k, d]: k per triple) against its triple's
+        predicted tail [b, d]: t · t̂, or with TransE γ − ‖t − t̂‖²."""
+        if tail_vectors.shape.rank == 3:
+            predicted_tails = predicted_tails[:, None, :]
+        if self.kge_model == "transe":
+            return self.kge_margin - tf.reduce_sum(tf.square(tail_vectors - predicted_tails), -1)
+        return tf.reduce_sum(tail_vectors * predicted_tails, axis=-1)
+
     def kge_score(self, heads, relations, tails):
-        """σ(t · t̂) of each triple."""
+        """σ(logit) of each triple: σ(t · t̂), or with TransE σ(γ − ‖t − t̂‖²)."""
         _, tail_vectors, predicted_tails = self.kge_outputs(heads, relations, tails)
-        return tf.sigmoid(tf.reduce_sum(tail_vectors * predicted_tails, axis=-1))
+        return tf.sigmoid(self.kge_logits(tail_vectors, predicted_tails))
 
     # --- task variables --------------------------------------------------------------------------
 
@@ -374,7 +400,12 @@ class MKR(keras.Model):
 
     @property
     def kge_variables(self):
-        kge_layers = [self.relation_embedding, self.tail_tower, self.kge_head, *self._shared_layers]
+        if self.kge_model == "transe":
+            # Its own rows alone: TransE reads neither cross&compress nor the item table.
+            kge_layers = [self.relation_embedding, self.entity_embedding]
+        else:
+            kge_layers = [self.relation_embedding, self.tail_tower, self.kge_head,
+                          *self._shared_layers]
         return [v for layer in kge_layers for v in layer.trainable_variables]
 
     def _cross_unit_kernels(self):
@@ -387,6 +418,8 @@ class MKR(keras.Model):
         return kernels
 
     def _kge_penalised_kernels(self):
+        if self.kge_model == "transe":
+            return []
         return self.tail_tower.kernels + self.kge_head.kernels + self._cross_unit_kernels()
 
     # --- training steps --------------------------------------------------------------------------
@@ -448,7 +481,7 @@ class MKR(keras.Model):
         with tf.GradientTape() as tape:
             head_vectors, tail_vectors, predicted_tails = self.kge_outputs(
                 batch["head"], batch["relation"], batch["tail"])
-            logits = tf.reduce_sum(tail_vectors * predicted_tails, axis=-1)
+            logits = self.kge_logits(tail_vectors, predicted_tails)
             scores = tf.sigmoid(logits)
             if self.kge_negatives:
                 corrupted_tails = self._corrupted_tails(tf.shape(logits)[0])
@@ -458,15 +491,17 @@ class MKR(keras.Model):
                     # momentum though their gradient is zero.
                     corrupted_tails = tf.where(row_weights[:, None] > 0, corrupted_tails,
                                                corrupted_tails[:1])
-                corrupted = self.tail_vectors(corrupted_tails)
-                corrupted_logits = tf.einsum("bkd,bd->bk", corrupted, predicted_tails)
+                corrupted_logits = self.kge_logits(self.tail_vectors(corrupted_tails),
+                                                   predicted_tails)
                 base_loss = _batch_mean(tf.nn.softplus(-logits) + tf.reduce_mean(
                     tf.nn.softplus(corrupted_logits), axis=-1), global_batch_size, row_weights)
             else:
                 base_loss = -_batch_mean(scores, global_batch_size, row_weights)
             l2_loss = _l2(_masked(head_vectors, row_weights)) + _l2(
-                _masked(tail_vectors, row_weights)) + _replica_part(tf.add_n(
-                [_l2(w) for w in self._kge_penalised_kernels()]), global_batch_size)
+                _masked(tail_vectors, row_weights))
+            kernels = self._kge_penalised_kernels()
+            if kernels:
+                l2_loss += _replica_part(tf.add_n([_l2(w) for w in kernels]), global_batch_size)
             loss = base_loss + self.l2_weight * l2_loss
         self._apply(self.kge_optimizer, loss, tape, self.kge_variables)
         rmse = _batch_mean(tf.sqrt(
@@ -510,7 +545,8 @@ class MKR(keras.Model):
             lr_rs=self.lr_rs, lr_kge=self.lr_kge, optimizer=self.optimizer_name,
             cross_unit=self.cross_unit, init_scale=self.init_scale, use_biases=self.use_biases,
             residual=self.residual, tie_item_entity=self.tie_item_entity, rs_loss=self.rs_loss,
-            kge_negatives=self.kge_negatives, history_length=self.history_length,
+            kge_negatives=self.kge_negatives, kge_model=self.kge_model,
+            kge_margin=self.kge_margin, history_length=self.history_length,
             history_dropout=self.history_dropout, use_user_embedding=self.use_user_embedding, item_neighbours=self.n_neighbours,
             seed=self.seed)
 

@@ -67,10 +67,12 @@ PAPER_MKR, RECOMMENDED_MKR = "MKR", "MKR (recommended)"
 RECOMMENDED_WITHOUT_KG = "MKR (recommended) w/o KG"
 # The training options beyond the paper, each of which the recommended preset may turn on.
 OPTIONS = ("init_scale", "rs_negatives", "use_biases", "residual", "tie_item_entity", "rs_loss",
-           "kge_negatives", "history_length", "use_user_embedding", "history_dropout",
+           "kge_negatives", "kge_model", "history_length", "use_user_embedding", "history_dropout",
            "item_neighbours")
-# Options that only mean something with a history: without one, a user is U[user] again.
-_RESET_WITH = {"history_length": ("use_user_embedding", "history_dropout")}
+# Options that only mean something beside another: without a history a user is U[user] again,
+# and the margin is TransE's alone.
+_RESET_WITH = {"history_length": ("use_user_embedding", "history_dropout"),
+               "kge_model": ("kge_margin",)}
 # The paper's ablations (Section 4.4) and the RS task alone; the recommended preset, without the
 # KGE task, without the KG at all and without each option in turn.
 VARIANTS = (

@@ -106,6 +106,8 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "residual": _choice(False, True),
     "tie_item_entity": _choice(False, True),
     "kge_negatives": _choice(0, 4),
+    "kge_model": _choice(*mkr_config.KGE_MODELS),
+    "kge_margin": _log_uniform(0.25, 4.0),
     "history_length": _choice(0, 32, 128),
     "use_user_embedding": _choice(True, False),
     "history_dropout": _choice(0.0, 0.25, 0.5, 0.75),
@@ -116,6 +118,7 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
 # Settings drawn only where the settings drawn before them give them an effect.
 CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "rs_negatives": lambda params: params.get("rs_loss", "pointwise") == "pointwise",
+    "kge_margin": lambda params: params.get("kge_model", "mlp") == "transe",
     "use_user_embedding": lambda params: params.get("history_length", 0) > 0,
     "history_dropout": lambda params: params.get("history_length", 0) > 0,
 }

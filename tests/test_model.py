@@ -180,6 +180,47 @@ class MKRTest(tf.test.TestCase):
         # The next step draws other tails.
         self.assertNotAllEqual(corrupted, model._corrupted_tails(3))
 
+    def test_transe_scores_the_tables_own_rows_by_hand(self):
+        model = _model(kge_model="transe", kge_margin=2.0, kge_negatives=2, lr_kge=1e-12,
+                       l2_weight=0.0, tie_item_entity=True, seed=4)
+        self.assertIsNone(model.kge_head)
+        self.assertIsNone(model.tail_tower)
+        entities = np.zeros([9, 4], np.float32)
+        entities[0], entities[5] = [1, 0, 0, 0], [1, 1, 0, 0]
+        relations = np.zeros([3, 4], np.float32)
+        relations[0] = [0, 1, 0, 0]
+        model.entity_embedding.embeddings.assign(entities)
+        model.relation_embedding.embeddings.assign(relations)
+        # (0, 0, 5): h + r = t exactly, so the logit is the margin; (2, 2, 8): all zero, too.
+        # (4, 1, 1): h + r = 0 and t = E[1] = 0, likewise; move E[1] to (0, 0, 3, 0): 2 - 9.
+        entities[1] = [0, 0, 3, 0]
+        model.entity_embedding.embeddings.assign(entities)
+        score = model.kge_score(KG_BATCH["head"], KG_BATCH["relation"], KG_BATCH["tail"])
+        self.assertAllClose(score, tf.sigmoid([2.0, 2.0, -7.0]))
+        corrupted = model._corrupted_tails(3).numpy()
+        predicted = entities[[0, 2, 4]] + relations[[0, 2, 1]]
+        negative_logits = 2.0 - np.square(entities[corrupted] - predicted[:, None]).sum(-1)
+        softplus = lambda x: np.log1p(np.exp(x))
+        expected = np.mean(softplus(-np.array([2.0, 2.0, -7.0]))
+                           + softplus(negative_logits).mean(-1))
+        self.assertAllClose(model.kg_step(KG_BATCH)["kge_loss"], expected, rtol=1e-4)
+
+    def test_transe_trains_the_rows_the_rs_task_reads_and_nothing_else(self):
+        model = _model(kge_model="transe", kge_negatives=2, tie_item_entity=True, lr_kge=0.05)
+        self.assertEqual({v.path for v in model.kge_variables},
+                         {model.entity_embedding.embeddings.path,
+                          model.relation_embedding.embeddings.path})
+        items = tf.constant([0, 2, 4], tf.int64)
+        before_vectors = model.item_and_head_vectors(items)[0]
+        others = _snapshot(model.cross_units[0].trainable_variables
+                           + model.user_embedding.trainable_variables)
+        model.kg_step(KG_BATCH)
+        # The heads are items: their RS vectors moved with their rows, and the rest stayed put.
+        self.assertNotAllClose(model.item_and_head_vectors(items)[0], before_vectors)
+        for path, value in _snapshot(model.cross_units[0].trainable_variables
+                                     + model.user_embedding.trainable_variables).items():
+            self.assertAllEqual(value, others[path], msg=path)
+
     def test_history_is_the_mean_of_the_users_items_without_the_scored_one(self):
         model = _model(history_length=2, L=1)
         # User 0 liked items 1, 2 and 3 (two are kept), user 3 item 4; user 6 has no history.
@@ -319,8 +360,7 @@ class MKRTest(tf.test.TestCase):
     def test_options_round_trip_and_are_checked(self):
         model = _model(use_biases=True, residual=True, tie_item_entity=True, rs_loss="softmax",
                        kge_negatives=2, init_scale=0.1, history_length=3, history_dropout=0.25,
-                       item_neighbours=2,
-                       seed=3)
+                       item_neighbours=2, kge_model="transe", kge_margin=3.0, seed=3)
         restored = MKR.from_config(model.get_config())
         self.assertEqual(restored.get_config(), model.get_config())
         restored.set_weights(model.get_weights())
@@ -329,7 +369,9 @@ class MKRTest(tf.test.TestCase):
         for options, message in (({"rs_loss": "bpr"}, "rs_loss"),
                                  ({"use_biases": True, "use_inner_product": False}, "inner_product"),
                                  ({"residual": True, "cross_unit": "dcn"}, "residual"),
-                                 ({"use_user_embedding": False}, "needs history_length")):
+                                 ({"use_user_embedding": False}, "needs history_length"),
+                                 ({"kge_model": "rotate"}, "kge_model"),
+                                 ({"kge_margin": 0.0}, "kge_margin must be")):
             with self.subTest(**options), self.assertRaisesRegex(ValueError, message):
                 _model(**options)
 

@@ -127,6 +127,12 @@ class TuneTest(tf.test.TestCase):
                      "rs_negatives": tune._choice(0, 4)}
             self.assertEqual("rs_negatives" in tune.suggest(trial, space), drawn)
 
+    def test_the_margin_is_drawn_only_for_transe(self):
+        space = {"kge_model": tune._choice("mlp", "transe"), "kge_margin": tune._choice(2.0)}
+        for kge_model, drawn in (("mlp", False), ("transe", True)):
+            trial = optuna.trial.FixedTrial({"kge_model": kge_model, "kge_margin": 2.0})
+            self.assertEqual("kge_margin" in tune.suggest(trial, space), drawn)
+
     def test_pruned_trials_stop_their_run(self):
         class Trial:
             def __init__(self):
