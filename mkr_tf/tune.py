@@ -124,12 +124,40 @@ CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
 }
 
 
-def suggest(trial, space: dict[str, Callable[[Any, str], Any]] = SEARCH_SPACE) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+def suggest(trial, space: dict[str, Callable[[Any, str], Any]] = SEARCH_SPACE,
+            fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A trial's settings: `fixed` ones as they are, and the rest of `space` drawn."""
+    params: dict[str, Any] = dict(fixed or {})
     for name, draw in space.items():
-        if CONDITIONS.get(name, lambda _: True)(params):
+        if name not in params and CONDITIONS.get(name, lambda _: True)(params):
             params[name] = draw(trial, name)
     return params
+
+
+def parse_fixed(pairs: list[str]) -> dict[str, Any]:
+    """{name: value} of "name=value" pairs, each a setting of the search space, its value read as
+    that setting's type."""
+    fields = {field.name: field for field in dataclasses.fields(mkr_config.MKRConfig)}
+    fixed: dict[str, Any] = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or name not in SEARCH_SPACE:
+            raise errors.ConfigError(f"--fix={pair}: expected name=value with a searched setting "
+                                     f"as name: {', '.join(SEARCH_SPACE)}")
+        kind = type(fields[name].default)
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                fixed[name] = text.lower() == "true"
+            else:
+                fixed[name] = kind(text)
+        except ValueError:
+            raise errors.ConfigError(f"--fix={pair}: {text!r} is not a {kind.__name__}") from None
+        choices = fields[name].metadata["choices"]
+        if choices is not None and fixed[name] not in choices:
+            raise errors.ConfigError(f"--fix={pair}: {name} must be one of {', '.join(choices)}")
+    return fixed
 
 
 def without_test(data):
@@ -150,6 +178,8 @@ class Search:
         default_factory=lambda: dict(SEARCH_SPACE))
     # A preset (`mkr_tf.presets`: paper, recommended or a file) tried as the study's first trial.
     start_from: str | None = None
+    # Settings every trial holds, left out of the search (`--fix`).
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -159,9 +189,9 @@ class Search:
         """`start_from`'s values of the searched settings, checked against the space: a value it
         cannot hold fails in one line rather than after hours of search."""
         config = mkr_config.MKRConfig.for_dataset(self.dataset, preset=self.start_from)
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = dict(self.fixed)
         for name, draw in self.space.items():
-            if not CONDITIONS.get(name, lambda _: True)(params):
+            if name in self.fixed or not CONDITIONS.get(name, lambda _: True)(params):
                 continue
             value = getattr(config, name)
             if hasattr(draw, "holds") and not draw.holds(value):
@@ -169,7 +199,7 @@ class Search:
                     f"--start_from={self.start_from}: {name}={value!r} is outside the search's "
                     f"{draw}")
             params[name] = value
-        return params
+        return {name: value for name, value in params.items() if name not in self.fixed}
 
     @property
     def storage_url(self) -> str:
@@ -218,7 +248,7 @@ def _pruning_callback(trial):
 
 def run_trial(search: Search, data, trial) -> float:
     """Trains the trial's settings on `data` (no test split) and returns its objective."""
-    params = suggest(trial, search.space)
+    params = suggest(trial, search.space, search.fixed)
     config = search.config(params)
     with tempfile.TemporaryDirectory(prefix="trial-", dir=search.study_dir) as run_dir:
         run = trainer.train(config, data, run_dir, search.dataset, log=lambda _: None,
@@ -296,7 +326,7 @@ def search(search: Search, data, trials: int, command: str,
                               f"run more --trials")
     best = study.best_trial
     # Room past the search's best epoch, since another split's best comes earlier or later.
-    settings = dict(best.params, select_on=search.objective,
+    settings = dict(search.fixed, **best.params, select_on=search.objective,
                     n_epochs=min(search.max_epochs, best.user_attrs["best_epoch"] + 2))
     preset_path = search.study_dir / PRESET_FILE
     presets.write(preset_path, search.dataset, settings, found_by=command,
@@ -325,6 +355,9 @@ def _define_flags() -> None:
     flags.DEFINE_string("start_from", None, "A preset (paper, recommended or a preset file) "
                         "whose settings are a new study's first trial, so that the search "
                         "starts from them and its best is at least as good on its own split.")
+    flags.DEFINE_list("fix", [], "Settings every trial holds, left out of the search, as "
+                      "name=value pairs (kge_model=transe,tie_item_entity=true); the preset "
+                      "written at the end has them too.")
     flags.DEFINE_boolean("verbose", False, "Show tracebacks of user errors.")
     flags.mark_flag_as_required("study_dir")
 
@@ -344,7 +377,7 @@ def _main():
                               f"study's; choose a new or empty folder")
     command = " ".join(["python -m mkr_tf.tune", *map(shlex.quote, sys.argv[1:])])
     study = Search(name, study_dir, FLAGS.max_epochs, FLAGS.patience, FLAGS.seed, FLAGS.objective,
-                   start_from=FLAGS.start_from)
+                   start_from=FLAGS.start_from, fixed=parse_fixed(FLAGS.fix))
     if FLAGS.start_from is not None:
         study.start_params()  # Checked before the data is loaded.
     data = cli.load_data_from_flags(FLAGS.seed, log=print)

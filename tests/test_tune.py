@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from unittest import mock
 
 import numpy as np
 import optuna
@@ -79,6 +80,35 @@ class TuneTest(tf.test.TestCase):
         trials = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials
         self.assertLen(trials, 3)
         self.assertNotEqual(trials[2].params, trials[0].params)
+
+    def test_fixed_settings_hold_in_every_trial_and_reach_the_preset(self):
+        study_dir = self.create_tempdir().full_path
+        search = self._search(study_dir, fixed={"rs_loss": "softmax", "kge_model": "transe"})
+        seen = []
+        original = tune.Search.config
+        with mock.patch.object(tune.Search, "config", autospec=True,
+                               side_effect=lambda self, params: seen.append(
+                                   original(self, params)) or seen[-1]):
+            settings = tune.search(search, _dataset(), 2, "x", log=lambda _: None)
+        self.assertEqual({(c.rs_loss, c.kge_model) for c in seen}, {("softmax", "transe")})
+        trials = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials
+        self.assertTrue(all(set(t.params) == {"dim", "lr_rs"} for t in trials))
+        self.assertEqual((settings["rs_loss"], settings["kge_model"]), ("softmax", "transe"))
+        written = presets.read(pathlib.Path(study_dir) / tune.PRESET_FILE)
+        self.assertEqual(written["kge_model"], "transe")
+
+    def test_fix_reads_each_value_as_its_settings_type_and_refuses_the_rest(self):
+        self.assertEqual(tune.parse_fixed(["kge_model=transe", "tie_item_entity=true", "dim=64",
+                                           "lr_kge=0.003"]),
+                         {"kge_model": "transe", "tie_item_entity": True, "dim": 64,
+                          "lr_kge": 0.003})
+        for pair, message in (("kge_model", "expected name=value"),
+                              ("n_epochs=3", "expected name=value"),
+                              ("dim=big", "'big' is not a int"),
+                              ("tie_item_entity=yes", "'yes' is not a bool"),
+                              ("kge_model=rotate", "kge_model must be one of mlp, transe")):
+            with self.subTest(pair), self.assertRaisesRegex(tune.errors.ConfigError, message):
+                tune.parse_fixed([pair])
 
     def test_a_start_outside_the_space_is_refused_before_searching(self):
         start = pathlib.Path(self.create_tempdir().full_path) / "start.json"
