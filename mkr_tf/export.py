@@ -292,7 +292,8 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
     def kg_score(head, relation, tail):
         head, relation, tail = _checked_same_length(
             head=head, relation=relation, tail=tail).values()
-        # Heads go through the item's cross&compress units, so they must be items.
+        # Heads are items: the KG keeps only triples whose head is one (mkr_tf.data), and the
+        # paper's KGE task passes them through the item's cross&compress units.
         head = _checked_ids(head, n_items, "head")
         relation = _checked_ids(relation, model.n_relations, "relation")
         tail = _checked_ids(tail, model.n_entities, "tail")

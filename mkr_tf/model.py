@@ -369,10 +369,14 @@ class MKR(keras.Model):
     def kge_logits(self, tail_vectors, predicted_tails):
         """The logit of each tail vector [b, d] (or [b, k, d]: k per triple) against its triple's
         predicted tail [b, d]: t · t̂, or with TransE γ − ‖t − t̂‖²."""
-        if tail_vectors.shape.rank == 3:
-            predicted_tails = predicted_tails[:, None, :]
+        per_triple = tail_vectors.shape.rank == 3
         if self.kge_model == "transe":
+            if per_triple:
+                predicted_tails = predicted_tails[:, None, :]
             return self.kge_margin - tf.reduce_sum(tf.square(tail_vectors - predicted_tails), -1)
+        if per_triple:
+            # einsum, as before TransE existed: its order of float sums keeps runs bit-identical.
+            return tf.einsum("bkd,bd->bk", tail_vectors, predicted_tails)
         return tf.reduce_sum(tail_vectors * predicted_tails, axis=-1)
 
     def kge_score(self, heads, relations, tails):

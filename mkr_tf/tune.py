@@ -115,13 +115,22 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
-# Settings drawn only where the settings drawn before them give them an effect.
-CONDITIONS: dict[str, Callable[[dict[str, Any]], bool]] = {
-    "rs_negatives": lambda params: params.get("rs_loss", "pointwise") == "pointwise",
-    "kge_margin": lambda params: params.get("kge_model", "mlp") == "transe",
-    "use_user_embedding": lambda params: params.get("history_length", 0) > 0,
-    "history_dropout": lambda params: params.get("history_length", 0) > 0,
+# Settings drawn only where another, drawn before them, gives them an effect: (that other
+# setting, the test of its value).
+CONDITIONS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "rs_negatives": ("rs_loss", lambda rs_loss: rs_loss == "pointwise"),
+    "kge_margin": ("kge_model", lambda kge_model: kge_model == "transe"),
+    "use_user_embedding": ("history_length", lambda history_length: history_length > 0),
+    "history_dropout": ("history_length", lambda history_length: history_length > 0),
 }
+
+
+def _has_effect(name: str, params: dict[str, Any]) -> bool:
+    """Whether `name` has an effect beside `params` (a setting `params` lacks has its default)."""
+    if name not in CONDITIONS:
+        return True
+    other, test = CONDITIONS[name]
+    return test(params.get(other, getattr(mkr_config.MKRConfig(), other)))
 
 
 def suggest(trial, space: dict[str, Callable[[Any, str], Any]] = SEARCH_SPACE,
@@ -129,7 +138,7 @@ def suggest(trial, space: dict[str, Callable[[Any, str], Any]] = SEARCH_SPACE,
     """A trial's settings: `fixed` ones as they are, and the rest of `space` drawn."""
     params: dict[str, Any] = dict(fixed or {})
     for name, draw in space.items():
-        if name not in params and CONDITIONS.get(name, lambda _: True)(params):
+        if name not in params and _has_effect(name, params):
             params[name] = draw(trial, name)
     return params
 
@@ -184,6 +193,18 @@ class Search:
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise errors.ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        for name in self.fixed:
+            # A setting that has an effect only beside others must be fixed with them, or a
+            # trial that draws them otherwise would fail hours into the search.
+            if name in CONDITIONS and (CONDITIONS[name][0] not in self.fixed
+                                       or not _has_effect(name, self.fixed)):
+                other = CONDITIONS[name][0]
+                raise errors.ConfigError(
+                    f"--fix={name}={self.fixed[name]}: {name} has an effect only with some "
+                    f"values of {other}; fix {other} to one of them too")
+        if self.fixed:
+            # Every fixed value, checked against the others before any data is read.
+            mkr_config.MKRConfig.for_dataset(self.dataset, preset=presets.PAPER, **self.fixed)
 
     def start_params(self) -> dict[str, Any]:
         """`start_from`'s values of the searched settings, checked against the space: a value it
@@ -191,7 +212,7 @@ class Search:
         config = mkr_config.MKRConfig.for_dataset(self.dataset, preset=self.start_from)
         params: dict[str, Any] = dict(self.fixed)
         for name, draw in self.space.items():
-            if name in self.fixed or not CONDITIONS.get(name, lambda _: True)(params):
+            if name in self.fixed or not _has_effect(name, params):
                 continue
             value = getattr(config, name)
             if hasattr(draw, "holds") and not draw.holds(value):
@@ -220,6 +241,16 @@ class Search:
             study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=_STARTUP_TRIALS,
                                                n_warmup_steps=_WARMUP_EPOCHS))
+        # A study holds one search: trials of other fixed settings would mislead TPE and the
+        # preset, which takes the fixed settings from the command line.
+        fixed = study.user_attrs.get("fixed")
+        if fixed is None and not study.trials:
+            study.set_user_attr("fixed", self.fixed)
+        elif (fixed or {}) != self.fixed:
+            raise errors.ConfigError(
+                f"{self.study_dir / STUDY_FILE}: this study was searched with --fix="
+                f"{_settings_text(fixed or {}, ',') or '(nothing)'}; resume it with the same, or "
+                f"start a new --study_dir")
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         # A sampler seeded by the finished count: a resumed search does not redraw the
@@ -269,7 +300,7 @@ def _log_hparams(search: Search, trial) -> None:
     from tensorboard.plugins.hparams import api as hparams  # pylint: disable=import-outside-toplevel
     logdir = search.study_dir / HPARAMS_DIR / f"trial-{trial.number:04d}"
     with tf.summary.create_file_writer(str(logdir)).as_default():
-        hparams.hparams(dict(trial.params), trial_id=f"trial-{trial.number}")
+        hparams.hparams({**search.fixed, **trial.params}, trial_id=f"trial-{trial.number}")
         tf.summary.scalar("objective", trial.value if trial.value is not None else float("nan"),
                           step=0)
         for name, value in trial.user_attrs.items():
@@ -289,9 +320,9 @@ def _describe(trial) -> str:
             f"{attrs['train_seconds']:.0f}s training)")
 
 
-def _settings_text(params: dict[str, Any]) -> str:
-    return " ".join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
-                    for name, value in params.items())
+def _settings_text(params: dict[str, Any], separator: str = " ") -> str:
+    return separator.join(f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+                          for name, value in params.items())
 
 
 def search(search: Search, data, trials: int, command: str,

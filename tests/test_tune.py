@@ -97,6 +97,26 @@ class TuneTest(tf.test.TestCase):
         written = presets.read(pathlib.Path(study_dir) / tune.PRESET_FILE)
         self.assertEqual(written["kge_model"], "transe")
 
+    def test_fixed_settings_are_checked_before_searching_and_bind_the_study(self):
+        study_dir = self.create_tempdir().full_path
+        for fixed, message in (
+                ({"rs_negatives": 4}, "rs_negatives has an effect only with some values of "
+                                      "rs_loss; fix rs_loss"),
+                ({"rs_loss": "softmax", "rs_negatives": 4}, "rs_negatives has an effect only"),
+                ({"kge_model": "transe", "kge_margin": float("nan")},
+                 "kge_margin must be a finite")):
+            with self.subTest(**fixed), self.assertRaisesRegex(tune.errors.ConfigError, message):
+                self._search(study_dir, fixed=fixed)
+        self._search(study_dir, fixed={"rs_loss": "pointwise", "rs_negatives": 4})
+        tune.search(self._search(study_dir, fixed={"kge_model": "transe"}), _dataset(), 1, "x",
+                    log=lambda _: None)
+        # Resuming with other fixed settings, or none, would mix two searches in one study.
+        for fixed in ({}, {"kge_model": "mlp"}):
+            with self.subTest(fixed=fixed), self.assertRaisesRegex(
+                    tune.errors.ConfigError, r"searched with --fix=kge_model=transe; resume it"):
+                tune.search(self._search(study_dir, fixed=fixed), _dataset(), 2, "x",
+                            log=lambda _: None)
+
     def test_fix_reads_each_value_as_its_settings_type_and_refuses_the_rest(self):
         self.assertEqual(tune.parse_fixed(["kge_model=transe", "tie_item_entity=true", "dim=64",
                                            "lr_kge=0.003"]),
