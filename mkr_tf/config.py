@@ -108,7 +108,9 @@ class MKRConfig:
                             "tail tower's t; transe (beyond the paper), kge_margin − "
                             "‖E[h] + R[r] − E[t]‖² on the shared entity table itself, so that "
                             "items sharing a tail are drawn to one point and an unrated item to "
-                            "its rated siblings.", choices=KGE_MODELS, preset=True, model=True)
+                            "its rated siblings; give it --kge_negatives, without which every row "
+                            "may collapse to one point.", choices=KGE_MODELS, preset=True,
+                            model=True)
     kge_margin: float = _field(1.0, "With kge_model=transe: the margin γ of its logit "
                                "γ − ‖h + r − t‖².", preset=True, model=True)
     history_length: int = _field(0, "Beyond the paper: > 0 adds to the user tower's input the "
