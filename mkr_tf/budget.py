@@ -68,11 +68,13 @@ def plan(config: MKRConfig, data: mkr_data.MKRData) -> Plan:
     users = data.n_users if config.use_user_embedding else 0
     id_lists = 2 * (data.n_users * config.history_length + data.n_items * config.item_neighbours)
     tables = (users + data.n_items + data.n_entities + data.n_relations) * d + id_lists
-    towers = 2 * config.L * (d * d + d)  # user and tail towers
+    # TransE has no tail tower and no KGE head: it scores the tables' rows.
+    mlp_kge = config.kge_model == "mlp"
+    towers = (1 + mlp_kge) * config.L * (d * d + d)  # user and tail towers
     cross_units = config.L * 6 * d  # a few d-vectors each, whichever the unit
     # Both heads take a 2d input, keep width 2d for H - 1 layers, then end in d (KGE) or 1 (RS).
     wide_layers = (config.H - 1) * (4 * d * d + 2 * d)
-    head = wide_layers + 2 * d * d + d
+    head = wide_layers + 2 * d * d + d if mlp_kge else 0
     rs_head = 0 if config.use_inner_product else wide_layers + 2 * d + 1
     return Plan(tables, towers + cross_units + head + rs_head)
 

@@ -27,7 +27,8 @@ class BudgetTest(tf.test.TestCase):
         dataset = small_dataset()
         for options in (dict(dim=4), dict(dim=16, L=2, H=2), dict(dim=8, use_inner_product=False),
                         dict(dim=8, cross_unit="dcn"), dict(dim=8, cross_unit="stitch"),
-                        dict(dim=8, history_length=2, use_user_embedding=False)):
+                        dict(dim=8, history_length=2, use_user_embedding=False),
+                        dict(dim=16, L=2, H=2, kge_model="transe")):
             config = MKRConfig(**options)
             model = mkr_model.build_model(config, dataset)
             actual = sum(int(np.prod(weight.shape)) for weight in model.weights)

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from mkr_tf import callbacks as mkr_callbacks
+from mkr_tf import config as mkr_config
 from mkr_tf import data
 from mkr_tf import engine
 from mkr_tf import errors
@@ -224,12 +225,18 @@ class TrainTest(tf.test.TestCase):
                 self.assertGreater(results["trace_seconds"], 0)
 
     def test_compiled_epochs_match_the_plain_ones_and_resume_exactly(self):
+        for kge_model in mkr_config.KGE_MODELS:
+            with self.subTest(kge_model=kge_model):
+                self._check_compiled_and_resumed(kge_model)
+
+    def _check_compiled_and_resumed(self, kge_model):
         ratings, kg = two_taste_dataset(n_users=60)
         dataset = data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
         # rs_negatives, kge_negatives and history_dropout: a resumed epoch must draw its fresh
         # negatives, corrupted tails and thinned histories as before too.
         config = MKRConfig(n_epochs=3, batch_size=24, kge_interval=1, seed=2, rs_negatives=2,
-                           kge_negatives=2, history_length=4, history_dropout=0.5)
+                           kge_negatives=2, history_length=4, history_dropout=0.5,
+                           kge_model=kge_model, tie_item_entity=kge_model == "transe")
 
         class InterruptAfterEpoch2(trainer.TrainingCallback):
             def on_epoch_end(self, epoch, record, model):
@@ -251,8 +258,11 @@ class TrainTest(tf.test.TestCase):
         figures = {name: [[epoch[key] for key in keys] for epoch in run.results["history"]]
                    for name, run in (("plain", plain), ("whole", whole), ("resumed", resumed))}
         self.assertEqual(figures["resumed"], figures["whole"])
-        # XLA sums floats in another order; a draw that differed would move these by 0.1-6%.
-        self.assertAllClose(figures["whole"], figures["plain"], rtol=1e-3)
+        # XLA sums floats in another order; a draw that differed would move the losses by 0.1-6%.
+        compiled, uncompiled = np.array(figures["whole"]), np.array(figures["plain"])
+        self.assertAllClose(compiled[:, :2], uncompiled[:, :2], rtol=1e-3)
+        # An AUC near 0.5 on this small test split flips with a near tie: a pair or two.
+        self.assertAllClose(compiled[:, 2], uncompiled[:, 2], atol=2e-3)
         for weight, expected in zip(resumed.model.weights, whole.model.weights):
             self.assertAllEqual(weight, expected, msg=weight.path)
 
@@ -272,7 +282,8 @@ class TrainingOptionsTest(tf.test.TestCase):
         paper = self._train()
         for options in ({"rs_negatives": 2}, {"init_scale": 0.1}, {"use_biases": True},
                         {"residual": True}, {"tie_item_entity": True}, {"rs_loss": "softmax"},
-                        {"kge_negatives": 2}, {"history_length": 8}, {"item_neighbours": 2}):
+                        {"kge_negatives": 2}, {"history_length": 8}, {"item_neighbours": 2},
+                        {"kge_model": "transe", "kge_negatives": 2}):
             with self.subTest(**options):
                 self.assertNotEqual(self._train(**options)["history"][-1]["rs_loss"],
                                     paper["history"][-1]["rs_loss"])
@@ -285,7 +296,7 @@ class TrainingOptionsTest(tf.test.TestCase):
         # The options that draw at random (negatives, histories, neighbours) draw the same for
         # one seed.
         drawing = {"rs_negatives": 2, "kge_negatives": 2, "history_length": 3,
-                   "history_dropout": 0.5, "item_neighbours": 1}
+                   "history_dropout": 0.5, "item_neighbours": 1, "kge_model": "transe"}
         first, again = self._train(**drawing), self._train(**drawing)
         self.assertEqual(first["history"], [{**r, "seconds": a["seconds"]} for r, a in
                                             zip(again["history"], first["history"])])
