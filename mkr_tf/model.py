@@ -150,7 +150,8 @@ class MKR(keras.Model):
             lr_rs=lr_rs, lr_kge=lr_kge, optimizer=optimizer, cross_unit=cross_unit,
             init_scale=init_scale, use_biases=use_biases, residual=residual,
             tie_item_entity=tie_item_entity, rs_loss=rs_loss, kge_negatives=kge_negatives,
-            kge_model=kge_model, kge_margin=kge_margin, history_length=history_length, history_dropout=history_dropout,
+            kge_model=kge_model, kge_margin=kge_margin, history_length=history_length,
+            history_dropout=history_dropout,
             use_user_embedding=use_user_embedding,
             item_neighbours=item_neighbours, seed=seed)
         if n_entities < n_items:
@@ -330,7 +331,7 @@ class MKR(keras.Model):
 
     def tail_vectors(self, tails):
         """t of each tail (any shape of ids): its tower's output, or with TransE its row."""
-        if self.tail_tower is None:
+        if self.kge_model == "transe":
             return self.entity_embedding(tails)
         return self.tail_tower(self.entity_embedding(tails))
 

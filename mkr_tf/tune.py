@@ -163,9 +163,6 @@ def parse_fixed(pairs: list[str]) -> dict[str, Any]:
                 fixed[name] = kind(text)
         except ValueError:
             raise errors.ConfigError(f"--fix={pair}: {text!r} is not a {kind.__name__}") from None
-        choices = fields[name].metadata["choices"]
-        if choices is not None and fixed[name] not in choices:
-            raise errors.ConfigError(f"--fix={pair}: {name} must be one of {', '.join(choices)}")
     return fixed
 
 
@@ -203,8 +200,11 @@ class Search:
                     f"--fix={name}={self.fixed[name]}: {name} has an effect only with some "
                     f"values of {other}; fix {other} to one of them too")
         if self.fixed:
-            # Every fixed value, checked against the others before any data is read.
-            mkr_config.MKRConfig.for_dataset(self.dataset, preset=presets.PAPER, **self.fixed)
+            # Every fixed value, checked by the config's own rules before any data is read.
+            try:
+                mkr_config.MKRConfig.for_dataset(self.dataset, preset=presets.PAPER, **self.fixed)
+            except errors.ConfigError as error:
+                raise errors.ConfigError(f"--fix: {error}") from None
 
     def start_params(self) -> dict[str, Any]:
         """`start_from`'s values of the searched settings, checked against the space: a value it

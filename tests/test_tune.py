@@ -104,7 +104,8 @@ class TuneTest(tf.test.TestCase):
                                       "rs_loss; fix rs_loss"),
                 ({"rs_loss": "softmax", "rs_negatives": 4}, "rs_negatives has an effect only"),
                 ({"kge_model": "transe", "kge_margin": float("nan")},
-                 "kge_margin must be a finite")):
+                 "^--fix: kge_margin must be a finite"),
+                ({"kge_model": "rotate"}, r"^--fix: kge_model must be one of \('mlp', 'transe'\)")):
             with self.subTest(**fixed), self.assertRaisesRegex(tune.errors.ConfigError, message):
                 self._search(study_dir, fixed=fixed)
         self._search(study_dir, fixed={"rs_loss": "pointwise", "rs_negatives": 4})
@@ -125,8 +126,7 @@ class TuneTest(tf.test.TestCase):
         for pair, message in (("kge_model", "expected name=value"),
                               ("n_epochs=3", "expected name=value"),
                               ("dim=big", "'big' is not a int"),
-                              ("tie_item_entity=yes", "'yes' is not a bool"),
-                              ("kge_model=rotate", "kge_model must be one of mlp, transe")):
+                              ("tie_item_entity=yes", "'yes' is not a bool")):
             with self.subTest(pair), self.assertRaisesRegex(tune.errors.ConfigError, message):
                 tune.parse_fixed([pair])
 
