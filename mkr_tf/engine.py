@@ -24,8 +24,9 @@ Step-level TensorBoard scalars are written only through a `StepSummaries` handed
 the loop reads no summary writer, step or recording condition that someone else installed.
 """
 
+import concurrent.futures
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -265,11 +266,14 @@ class CompiledEpoch:
     def experimental_get_tracing_count(self) -> int:
         return self.run.experimental_get_tracing_count()
 
-    def compile(self, n_rows: int, batch_size: int) -> None:
-        """Compiles the epoch for `n_rows` rows by running it for no step: nothing is trained."""
+    def trace(self, n_rows: int, batch_size: int) -> Callable[[], Any]:
+        """Traces the epoch for `n_rows` rows; returns the call that compiles it, which runs it
+        for no step: nothing is trained."""
         n_batches = -(-n_rows // batch_size)
-        self.run(tf.zeros([n_batches, batch_size, 3], tf.int64),
-                 tf.zeros([n_batches, batch_size]), tf.constant(0))
+        no_steps = (tf.zeros([n_batches, batch_size, 3], tf.int64),
+                    tf.zeros([n_batches, batch_size]), tf.constant(0))
+        self.run.get_concrete_function(*no_steps)
+        return lambda: self.run(*no_steps)
 
     def __call__(self, rows: np.ndarray, batch_size: int) -> dict[str, Any]:
         batches, weights = padded_batches(np.asarray(rows), batch_size)
@@ -342,15 +346,26 @@ class LocalRunner:
         Epochs of `rec_rows` and `kg_rows` rows in batches of `batch_size` are compiled then,
         with jit_compile. Without it, the step graph inside the loop is instantiated when it
         first runs on a batch: that stays in the first epoch.
+
+        Each graph is traced here, in Python; its first call, which instantiates it (Grappler's
+        optimisation, or XLA's compilation), is C++ that releases the GIL, so it runs in a
+        thread while the next graph is traced.
         """
-        for epoch, n_rows in zip(self.epoch_functions, (rec_rows, kg_rows)):
-            if isinstance(epoch, CompiledEpoch):
-                if n_rows:
-                    epoch.compile(n_rows, batch_size)
-            else:
-                _run_epoch(epoch, np.zeros([0, 3], np.int64), 1)
-        no_ids = tf.zeros([0], tf.int64)
-        self.model.predict_batch(no_ids, no_ids)
+        no_rows = np.zeros([0, 3], np.int64)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+            first_calls = []
+            for epoch, n_rows in zip(self.epoch_functions, (rec_rows, kg_rows)):
+                if isinstance(epoch, CompiledEpoch):
+                    if n_rows:
+                        first_calls.append(pool.submit(epoch.trace(n_rows, batch_size)))
+                else:
+                    epoch.get_concrete_function(ROWS_SPEC, BATCH_SIZE_SPEC)
+                    first_calls.append(pool.submit(_run_epoch, epoch, no_rows, 1))
+            self.model.predict_batch.get_concrete_function()
+            no_ids = tf.zeros([0], tf.int64)
+            first_calls.append(pool.submit(self.model.predict_batch, no_ids, no_ids))
+            for first_call in first_calls:
+                first_call.result()
 
     def rec_epoch(self, rows, batch_size: int) -> dict[str, Any]:
         return _run_epoch(self.epoch_functions[0], rows, batch_size)

@@ -60,6 +60,9 @@ def _define_flags() -> None:
     flags.DEFINE_boolean("resume", False,
                          "Continue the killed run in --run_dir from its last checkpoint (a run "
                          "folder with a checkpoint is resumed anyway; this flag insists on one).")
+    flags.DEFINE_float("checkpoint_every_seconds", runs.CHECKPOINT_EVERY_SECONDS,
+                       "Save a checkpoint after the first epoch that ends this long after the "
+                       "previous one, and after the last epoch; 0: after every epoch.")
     flags.DEFINE_boolean("export", True, "Export the best-eval model as a SavedModel for TF "
                          "Serving when training ends.")
     flags.DEFINE_string("export_dir", None,
@@ -137,7 +140,8 @@ def _main():
     run = trainer.train(config, data, run_dir, name, log=console.log,
                         callbacks=[*callbacks, console], data_source=data_source,
                         patience=FLAGS.patience, require_checkpoint=FLAGS.resume,
-                        strategy=strategy, overwrite=FLAGS.overwrite)
+                        strategy=strategy, overwrite=FLAGS.overwrite,
+                        checkpoint_every_seconds=FLAGS.checkpoint_every_seconds)
     if FLAGS.export and chief:
         # From memory: the trained model with its best weights, and the data it was split from.
         export.export_model(run.model, run.data, export_dir, item_ids=run.data.item_ids,

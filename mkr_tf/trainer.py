@@ -143,16 +143,19 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
           callbacks: Sequence[TrainingCallback] = (), patience: int | None = None,
           require_checkpoint: bool = False,
           strategy: tf.distribute.Strategy | None = None,
-          overwrite: bool = False) -> runs.Run:
-    """Trains MKR on `data` as `config` says, checkpointing every epoch under `run_dir`.
+          overwrite: bool = False,
+          checkpoint_every_seconds: float = runs.CHECKPOINT_EVERY_SECONDS) -> runs.Run:
+    """Trains MKR on `data` as `config` says, checkpointing under `run_dir`.
 
     A run folder that holds a checkpoint is resumed from it (and `require_checkpoint` insists on
     one); `runs.claimed` guards the folder (one writer, none of the user's own files, the
     same settings unless `overwrite`, which starts afresh). Tables that would not fit in memory
     or the run folder on its disk are refused before the model is built (`budget`). Ctrl-C
     raises `errors.Interrupted` and a failed save `errors.RunDirError`, each saying which epoch
-    the kept checkpoint holds. Each epoch's shuffles are a function of (seed, epoch), so a resumed run goes on exactly
-    as an uninterrupted one would. With `patience`, training stops once eval AUC has not improved
+    the kept checkpoint holds. A checkpoint is saved after the first epoch that ends
+    `checkpoint_every_seconds` after the previous one (0: after every epoch), and after the
+    last epoch. Each epoch's shuffles are a function of (seed, epoch), so a resumed run goes on
+    exactly as an uninterrupted one would. With `patience`, training stops once eval AUC has not improved
     for that many epochs. The weights of the best-eval epoch are kept with each checkpoint
     (`BestWeights`) and written to best.weights.h5 when training ends.
 
@@ -176,15 +179,19 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     checkpoints = run_dir / runs.CHECKPOINT_DIR
     if require_checkpoint and tf.train.latest_checkpoint(str(checkpoints)) is None:
         raise errors.TrainingError(f"{checkpoints}: no checkpoint to resume from")
+    if not 0 <= checkpoint_every_seconds < float("inf"):
+        raise errors.ConfigError(f"checkpoint_every_seconds must be a finite number >= 0, got "
+                                 f"{checkpoint_every_seconds!r}")
     arguments = (config, data, run_dir, dataset_name, log, data_source, callbacks, patience,
-                 strategy)
+                 strategy, checkpoint_every_seconds)
     if not distribute.is_chief(strategy):
         return _train(*arguments)
     with runs.claimed(run_dir, runs.identity(dataset_name, config.to_dict()), overwrite):
         return _train(*arguments)
 
 
-def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, patience, strategy):
+def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, patience, strategy,
+           checkpoint_every_seconds):
     chief = distribute.is_chief(strategy)
     data = runs.protocol_data(config, data)
     planned = budget.plan(config, data)
@@ -232,6 +239,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
                      len(data.kg) if config.use_kge else 0, config.batch_size)
         progress["trace_seconds"] = (progress.get("trace_seconds", 0.0)
                                      + time.perf_counter() - trace_start)
+        last_save = time.perf_counter()
         for epoch in range(len(history) + 1, config.n_epochs + 1):
             if progress["stopped_early"]:
                 break
@@ -275,16 +283,19 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
             history.append(record)
             best_epoch = _best_record(history)["epoch"]
             progress["stopped_early"] = patience is not None and epoch - best_epoch >= patience
-            checkpoint.progress.assign(json.dumps(progress))
-            if chief:
-                budget.check_room(run_dir, max(planned.checkpoint_bytes,
-                                               _size(manager.latest_checkpoint)),
-                                  f"the checkpoint of epoch {epoch}", then=kept())
-                with runs.writing(
-                        run_dir / runs.CHECKPOINT_DIR, f"the checkpoint of epoch {epoch}", then=kept(),
-                        partial=(run_dir / runs.CHECKPOINT_DIR / f"ckpt-{epoch}_temp",)):
-                    manager.save(checkpoint_number=epoch)
-            saved_epoch = epoch
+            last_epoch = epoch == config.n_epochs or progress["stopped_early"]
+            if last_epoch or time.perf_counter() - last_save >= checkpoint_every_seconds:
+                checkpoint.progress.assign(json.dumps(progress))
+                if chief:
+                    budget.check_room(run_dir, max(planned.checkpoint_bytes,
+                                                   _size(manager.latest_checkpoint)),
+                                      f"the checkpoint of epoch {epoch}", then=kept())
+                    with runs.writing(
+                            run_dir / runs.CHECKPOINT_DIR, f"the checkpoint of epoch {epoch}",
+                            then=kept(),
+                            partial=(run_dir / runs.CHECKPOINT_DIR / f"ckpt-{epoch}_temp",)):
+                        manager.save(checkpoint_number=epoch)
+                saved_epoch, last_save = epoch, time.perf_counter()
             log(_format_epoch(epoch, config.n_epochs, record))
             if progress["stopped_early"]:
                 log(f"early stop: the eval selection figure has not improved for {patience} epochs since epoch {best_epoch}")
@@ -292,10 +303,9 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
         for callback in callbacks:
             callback.on_train_abort()
         if isinstance(error, KeyboardInterrupt):
-            where = f"after epoch {saved_epoch}" if saved_epoch else "before the first epoch ended"
-            then = (f"resume with --resume --run_dir={run_dir}" if saved_epoch
-                    else "nothing was saved")
-            raise errors.Interrupted(f"interrupted {where}; {then}") from None
+            kept_now = (f"the checkpoint of epoch {saved_epoch} is kept: resume with --resume "
+                        f"--run_dir={run_dir}" if saved_epoch else "nothing was saved yet")
+            raise errors.Interrupted(f"interrupted; {kept_now}") from None
         raise
 
     best, last = _best_record(history), history[-1]

@@ -13,7 +13,8 @@ import tensorflow as tf
 from tests.test_train import REPO, run_cli
 from tests.test_trainer import two_taste_dataset
 
-ARGS = ("--dataset=tiny", "--n_epochs=6", "--batch_size=8", "--lr_rs=0.005", "--seed=4")
+ARGS = ("--dataset=tiny", "--n_epochs=6", "--batch_size=8", "--lr_rs=0.005", "--seed=4",
+        "--checkpoint_every_seconds=0")
 
 
 def _checkpoint_variables(run_dir):

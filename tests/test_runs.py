@@ -97,14 +97,14 @@ class RunFolderTest(tf.test.TestCase):
                     errors.RunDirError,
                     f"^{folder}/checkpoints: cannot write the checkpoint of epoch 2: no space "
                     f"left on device; the checkpoint of epoch 1 is kept"):
-                train(folder)
+                train(folder, checkpoint_every_seconds=0)
         self.assertEqual(sorted(os.listdir(folder / "checkpoints")),
                          ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"])
         self.assertFalse(any(name.startswith(("tmp-", ".")) and name != ".lock"
                              for name in os.listdir(folder)))
         # As a save killed half-way leaves it; the next start removes it.
         (folder / "checkpoints" / "ckpt-2_temp").mkdir()
-        resumed = train(folder)
+        resumed = train(folder, checkpoint_every_seconds=0)
         self.assertLen(resumed["history"], 2)
         self.assertNotIn("ckpt-2_temp", os.listdir(folder / "checkpoints"))
 

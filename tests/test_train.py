@@ -167,7 +167,8 @@ class TrainCommandTest(tf.test.TestCase):
         run_dir = root / "run"
         process = subprocess.Popen(
             [sys.executable, "-m", "mkr_tf.train", "--dataset=tiny", "--n_epochs=500",
-             "--batch_size=64", "--topk_every=0", "--quiet", "--noexport", f"--run_dir={run_dir}"],
+             "--batch_size=64", "--topk_every=0", "--quiet", "--noexport", f"--run_dir={run_dir}",
+             "--checkpoint_every_seconds=0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
             env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3",
                      MKR_DATA_DIR=str(root)),
@@ -184,7 +185,7 @@ class TrainCommandTest(tf.test.TestCase):
         self.assertNotIn("Traceback", stderr)
         self.assertLen(error_lines(stderr), 1, stderr)
         self.assertRegex(error_lines(stderr)[0],
-                         rf"^mkr_tf.train: interrupted after epoch \d+; resume with --resume "
+                         rf"^mkr_tf.train: interrupted; the checkpoint of epoch \d+ is kept: resume with --resume "
                          rf"--run_dir={run_dir}$")
 
     def test_a_full_disk_ends_in_one_line_with_no_partial_files(self):
@@ -196,6 +197,7 @@ class TrainCommandTest(tf.test.TestCase):
 
         result = run_cli("--dataset=tiny", f"--run_dir={root / 'run'}", "--n_epochs=2",
                          "--batch_size=64", "--topk_every=0", "--noexport",
+                         "--checkpoint_every_seconds=0",
                          env={"MKR_DATA_DIR": str(root)}, preexec_fn=limit_file_size)
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertNotIn("Traceback", result.stderr)

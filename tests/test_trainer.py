@@ -32,6 +32,17 @@ def two_taste_dataset(seed=0, n_users=300, n_items=100, n_ratings_per_user=20):
     return np.stack([users, items, labels], axis=1), kg
 
 
+class InterruptAfterEpoch(trainer.TrainingCallback):
+    """Ctrl-C as epoch `epoch` ends."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, record, model):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
 class ScrambleItems(trainer.TrainingCallback):
     """Overwrites the item table with noise after epoch `epoch`, so that eval AUC falls."""
 
@@ -124,11 +135,6 @@ class TrainTest(tf.test.TestCase):
         self.assertEqual(trainer.evaluate_ctr(restored, dataset.test)["auc"], results["test_auc"])
 
     def test_best_weights_outlive_an_interruption_and_are_written_once(self):
-        class InterruptAfterEpochThree(trainer.TrainingCallback):
-            def on_epoch_end(self, epoch, record, model):
-                if epoch == 3:
-                    raise KeyboardInterrupt
-
         ratings, kg = two_taste_dataset()
         dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
         config = MKRConfig(n_epochs=4, dim=8, batch_size=64, lr_rs=1e-4, lr_kge=1e-4, seed=1)
@@ -141,9 +147,10 @@ class TrainTest(tf.test.TestCase):
         self.assertLessEqual(whole.results["best_epoch"], 2)
 
         run_dir = pathlib.Path(self.create_tempdir().full_path)
-        with self.assertRaisesRegex(errors.Interrupted, "after epoch 2"):
+        with self.assertRaisesRegex(errors.Interrupted, "the checkpoint of epoch 2 is kept"):
             trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
-                          callbacks=[ScrambleItems(epoch=2), InterruptAfterEpochThree()])
+                          callbacks=[ScrambleItems(epoch=2), InterruptAfterEpoch(3)],
+                          checkpoint_every_seconds=0)
         self.assertFalse((run_dir / runs.BEST_WEIGHTS_FILE).exists())
         resumed = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)
         self.assertEqual(resumed.results["test_auc"], whole.results["test_auc"])
@@ -153,11 +160,6 @@ class TrainTest(tf.test.TestCase):
             self.assertAllEqual(weight, expected, msg=weight.path)
 
     def test_a_checkpoint_without_the_best_weights_is_refused(self):
-        class InterruptAfterEpochTwo(trainer.TrainingCallback):
-            def on_epoch_end(self, epoch, record, model):
-                if epoch == 2:
-                    raise KeyboardInterrupt
-
         ratings, kg = two_taste_dataset(n_users=40)
         dataset = data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
         config = MKRConfig(n_epochs=3, batch_size=64)
@@ -170,10 +172,30 @@ class TrainTest(tf.test.TestCase):
         with mock.patch.object(trainer, "_checkpoint", without_best_weights), \
                 self.assertRaises(errors.Interrupted):
             trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
-                          callbacks=[InterruptAfterEpochTwo()])
+                          callbacks=[InterruptAfterEpoch(2)], checkpoint_every_seconds=0)
         with self.assertRaisesRegex(errors.TrainingError, r"ckpt-1: written by an earlier "
                                     r"mkr_tf, without the best weights; start the run afresh"):
             trainer.train(config, dataset, run_dir, "t", log=lambda _: None)
+
+    def test_checkpoints_are_spaced_in_time_and_the_last_epoch_is_always_saved(self):
+        ratings, kg = two_taste_dataset(n_users=40)
+        dataset = data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
+        config = MKRConfig(n_epochs=3, batch_size=64)
+        for every, saved in ((0, ["ckpt-2", "ckpt-3"]), (3600, ["ckpt-3"])):
+            with self.subTest(every=every):
+                run_dir = pathlib.Path(self.create_tempdir().full_path)
+                trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
+                              checkpoint_every_seconds=every)
+                checkpoints = run_dir / runs.CHECKPOINT_DIR
+                self.assertEqual(sorted(path.stem for path in checkpoints.glob("*.index")), saved)
+        run_dir = pathlib.Path(self.create_tempdir().full_path)
+        with self.assertRaisesRegex(errors.Interrupted, "^interrupted; nothing was saved yet$"):
+            trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
+                          callbacks=[InterruptAfterEpoch(2)], checkpoint_every_seconds=3600)
+        self.assertIsNone(tf.train.latest_checkpoint(str(run_dir / runs.CHECKPOINT_DIR)))
+        with self.assertRaisesRegex(errors.ConfigError, "checkpoint_every_seconds must be"):
+            trainer.train(config, dataset, self.create_tempdir().full_path, "t",
+                          checkpoint_every_seconds=-1)
 
     def test_nan_keeps_the_last_good_checkpoint(self):
         class PoisonAfterEpochTwo(trainer.TrainingCallback):
@@ -188,7 +210,7 @@ class TrainTest(tf.test.TestCase):
         config = MKRConfig(n_epochs=4, batch_size=64)
         with self.assertRaisesRegex(errors.TrainingError, "RS loss became NaN or Inf at epoch 3, step 1"):
             trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
-                          callbacks=[PoisonAfterEpochTwo()])
+                          callbacks=[PoisonAfterEpochTwo()], checkpoint_every_seconds=0)
         latest = tf.train.latest_checkpoint(str(run_dir / runs.CHECKPOINT_DIR))
         self.assertTrue(latest.endswith("ckpt-2"), latest)
         self.assertFalse((run_dir / runs.RESULTS_FILE).exists())
@@ -238,20 +260,15 @@ class TrainTest(tf.test.TestCase):
                            kge_negatives=2, history_length=4, history_dropout=0.5,
                            kge_model=kge_model, tie_item_entity=kge_model == "transe")
 
-        class InterruptAfterEpoch2(trainer.TrainingCallback):
-            def on_epoch_end(self, epoch, record, model):
-                if epoch == 2:
-                    raise KeyboardInterrupt
-
         plain = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
                               log=lambda _: None)
         config = dataclasses.replace(config, jit_compile=True)
         whole = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
                               log=lambda _: None)
         run_dir = self.create_tempdir().full_path
-        with self.assertRaisesRegex(errors.Interrupted, "after epoch 1"):
+        with self.assertRaisesRegex(errors.Interrupted, "the checkpoint of epoch 1 is kept"):
             trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
-                          callbacks=[InterruptAfterEpoch2()])
+                          callbacks=[InterruptAfterEpoch(2)], checkpoint_every_seconds=0)
         resumed = trainer.train(config, dataset, run_dir, "t", log=lambda _: None)
 
         keys = ("rs_loss", "kge_loss", "test_auc")
