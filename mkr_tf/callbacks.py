@@ -1,7 +1,9 @@
-"""Observability of training: top-K evaluation, TensorBoard summaries and HParams.
+"""Observability of training (top-K evaluation, TensorBoard summaries and HParams), and the export.
 
 `training_callbacks` assembles them for `trainer.train`; console progress is
-`progress.ProgressCallback`. TensorBoard tags:
+`progress.ProgressCallback`. The graphs that top-K and the export run after training are traced
+in a background thread from the end of the first epoch on: tracing is Python, and the training
+epochs are C++ that releases the GIL, so on small data the two overlap. TensorBoard tags:
 
     step/<task>_<output>, step/<task>_examples_per_second   every N training steps (in graph;
                                                   x = global step of both tasks)
@@ -13,21 +15,25 @@
     final/<figure>                                the run's results, also HParams metrics
 """
 
+import concurrent.futures
 import os
 import pathlib
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
 from mkr_tf import engine
 from mkr_tf import errors
+from mkr_tf import export
 from mkr_tf import metrics
 from mkr_tf import runs
 from mkr_tf import trainer
 
 LOGS_SUBDIR = runs.LOGS_DIR
+# One thread, so that two background traces never run at once.
+_TRACING = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mkr_tf_tracing")
 # Final figures the HParams dashboard compares runs by; the top-K ones are the best weights'.
 _HPARAMS_RESULTS = ("eval_auc", "test_auc", "test_acc", "last_test_auc", "train_seconds")
 _HPARAMS_TOPK = ("test_precision@10", "test_recall@10", "test_ndcg@10", "test_hit_rate@10",
@@ -49,14 +55,20 @@ class TopKCallback(trainer.TrainingCallback):
             raise errors.ConfigError(f"top-K evaluation needs every >= 1 epochs, got {every}")
         self.every, self.split, self.ks = every, split, ks
         self._evaluator = None
+        self._traced = None
 
     def on_train_begin(self, model, config, data, run_dir) -> None:
         self._evaluator = metrics.TopKEvaluator(data.train, getattr(data, self.split),
                                                 data.n_items, self.ks)
+        self._traced = None
 
     def on_epoch_end(self, epoch: int, record: dict[str, Any], model) -> None:
+        if self._traced is None:
+            # From the first epoch's end: the epoch graphs are traced by then.
+            self._traced = _TRACING.submit(self._evaluator.trace, model)
         if self.every is None or epoch % self.every:
             return
+        self._traced.result()
         start = time.perf_counter()
         figures = self._evaluator(model)
         record.update({f"{self.split}_{name}": value for name, value in figures.items()})
@@ -70,7 +82,42 @@ class TopKCallback(trainer.TrainingCallback):
         prefix = f"{self.split}_"
         figures = {key[len(prefix):]: value for key, value in best.items()
                    if key.startswith(prefix) and "@" in key}
+        if not figures and self._traced is not None:
+            self._traced.result()
         results[f"{self.split}_topk"] = figures or self._evaluator(model)
+
+    def on_train_abort(self) -> None:
+        _settle(self._traced)
+
+
+class ExportCallback(trainer.TrainingCallback):
+    """Exports the trained model when `export` is called after training (`export.export_trained`),
+    with the serving graphs (`export.prepare`) traced while the model trained."""
+
+    def __init__(self, export_base: os.PathLike, log: Callable[[str], None] = print):
+        self.export_base, self.log = export_base, log
+        self._prepared = None
+
+    def on_train_begin(self, model, config, data, run_dir) -> None:
+        self._train_ratings, self._prepared = data.train, None
+
+    def on_epoch_end(self, epoch: int, record: dict[str, Any], model) -> None:
+        if self._prepared is None:
+            self._prepared = _TRACING.submit(export.prepare, model, self._train_ratings)
+
+    def on_train_abort(self) -> None:
+        _settle(self._prepared)
+
+    def export(self, run: runs.Run) -> pathlib.Path:
+        """Exports `run`, the result of the `trainer.train` this callback was given to."""
+        prepared = self._prepared.result() if self._prepared is not None else None
+        return export.export_trained(run, self.export_base, self.log, prepared=prepared)
+
+
+def _settle(traced: concurrent.futures.Future | None) -> None:
+    """Waits for a background trace of an aborted training, whose own error goes unraised."""
+    if traced is not None:
+        concurrent.futures.wait([traced])
 
 
 def _epoch_tag(key: str) -> str:

@@ -18,6 +18,7 @@ every item (assets/item_ids.tsv) and the raw id of every user (assets/user_ids.t
 
 from __future__ import annotations  # tf, MKR and MKRData in annotations are not imported
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -74,7 +75,8 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
                  item_ids: Sequence[tuple[object, object]] | None = None,
                  user_ids: Sequence[object] | None = None,
                  item_names: Sequence[str | None] | None = None,
-                 log: Callable[[str], None] = print) -> pathlib.Path:
+                 log: Callable[[str], None] = print,
+                 prepared: Serving | None = None) -> pathlib.Path:
     """Writes `model` as the next version under `export_base`, whole or not at all.
 
     When the newest version already serves the same model (same weights, architecture, training
@@ -92,6 +94,8 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
         item_names: the name of each item index (None where unknown), or None when the raw
             data names no item; with `item_ids`, a `name` column of item_ids.tsv.
         log: callable taking one message string.
+        prepared: `prepare(model, data.train)`, made ahead (while the model trained) so that
+            its graphs are traced already; None prepares it now.
 
     Returns:
         The new version's folder, `<export_base>/<version>`, or the newest existing one when
@@ -101,6 +105,8 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
         raise errors.DataError(f"item_ids lists {len(item_ids)} items, the model has {model.n_items}")
     if user_ids is not None and len(user_ids) != model.n_users:
         raise errors.DataError(f"user_ids lists {len(user_ids)} users, the model has {model.n_users}")
+    if prepared is not None and prepared.model is not model:
+        raise ValueError("`prepared` was made for another model")
     export_base = pathlib.Path(export_base)
     runs.check_output_folder(export_base, "--export_dir")
     # Sampled negatives are random never-rated items, not interactions: only positives are a
@@ -120,6 +126,8 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
         export_base.mkdir(parents=True, exist_ok=True)
         with staging_lib.staging_folder(export_base, _STAGING_PREFIX) as staging, \
                 tempfile.TemporaryDirectory() as asset_dir:
+            # Attributes item_ids_tsv and user_ids_tsv: mkr_tf.recommend finds the maps by
+            # these names.
             assets = {}
             if item_ids is not None:
                 assets["item_ids_tsv"] = pathlib.Path(asset_dir) / ITEM_IDS_ASSET
@@ -133,8 +141,11 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
                 assets["user_ids_tsv"] = pathlib.Path(asset_dir) / USER_IDS_ASSET
                 _write_table(assets["user_ids_tsv"], USER_IDS_COLUMNS,
                              [(user_id,) for user_id in user_ids])
-            module, signatures = _serving_module(model, data.train, assets)
-            tf.saved_model.save(module, str(staging), signatures=signatures)
+            serving = prepared or prepare(model, data.train)
+            serving.set_item_vectors()
+            for name, path in assets.items():
+                setattr(serving.module, name, tf.saved_model.Asset(str(path)))
+            tf.saved_model.save(serving.module, str(staging), signatures=serving.signatures)
             (staging / EXPORT_INFO_FILE).write_text(
                 json.dumps({"fingerprint": fingerprint}, indent=2) + "\n")
             version_dir = _publish(staging, export_base)
@@ -145,13 +156,16 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
 def export_run(run_dir: str | os.PathLike, export_base: str | os.PathLike,
                log: Callable[[str], None] = print) -> pathlib.Path:
     """Exports the best-eval model of a finished `mkr_tf.train` run; see `export_model`."""
-    return _export_loaded_run(runs.load_run(run_dir), export_base, log)
+    return export_trained(runs.load_run(run_dir), export_base, log)
 
 
-def _export_loaded_run(run: runs.Run, export_base: str | os.PathLike,
-                       log: Callable[[str], None]) -> pathlib.Path:
+def export_trained(run: runs.Run, export_base: str | os.PathLike,
+                   log: Callable[[str], None] = print,
+                   prepared: Serving | None = None) -> pathlib.Path:
+    """Exports `run`'s model, with its data's id maps; see `export_model`."""
     return export_model(run.model, run.data, export_base, item_ids=run.data.item_ids,
-                        user_ids=run.data.user_ids, item_names=run.data.item_names, log=log)
+                        user_ids=run.data.user_ids, item_names=run.data.item_names, log=log,
+                        prepared=prepared)
 
 
 def _write_table(path: pathlib.Path, columns: Sequence[str],
@@ -238,12 +252,29 @@ def _checked_k(k: tf.Tensor, n_items: int) -> tf.Tensor:
         return tf.identity(k)
 
 
-def _serving_module(model: MKR, train_ratings: np.ndarray,
-                    assets: dict[str, pathlib.Path]) -> tuple[tf.Module, dict]:
-    """The object to save and its signatures, which call `model`'s own forward pass.
+@dataclasses.dataclass
+class Serving:
+    """What an export saves of `model`: `module`, and its `signatures`, traced."""
+    model: MKR
+    module: tf.Module
+    signatures: dict[str, Callable]
+
+    def set_item_vectors(self) -> None:
+        """Gives the module the item vectors of the model's weights as they are now."""
+        self.module.item_vectors.assign(self.model.item_and_head_vectors(
+            tf.range(self.model.n_items, dtype=tf.int64))[0])
+
+
+def prepare(model: MKR, train_ratings: np.ndarray) -> Serving:
+    """The object an export of `model` saves, and its signatures, which call `model`'s own
+    forward pass, traced (the export's larger part on small data). Their graphs read the
+    model's variables, not their values: prepared in a thread while the model trains, they
+    serve the trained weights (`Serving.set_item_vectors` refreshes the one table computed
+    from them).
 
     The module tracks the model's layers, not the model: that saves their weights but not the
     optimizers' slots, which would triple the export. The functions capture the model itself.
+    Assets are attached by `export_model`.
     """
     n_users, n_items = model.n_users, model.n_items
     module = tf.Module(name="mkr_serving")
@@ -261,10 +292,6 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
     # Sampled negatives are random never-rated items, not interactions: only positives are a
     # user's history, so only they are left out.
     module.ranker = ranking.CatalogueRanker(train_ratings, n_users, n_items, "train_positives")
-    # Attributes item_ids_tsv and user_ids_tsv: mkr_tf.recommend finds the maps by these names.
-    for name, path in assets.items():
-        setattr(module, name, tf.saved_model.Asset(str(path)))
-
     def ids(name):
         return tf.TensorSpec([None], tf.int64, name=name)
 
@@ -299,8 +326,11 @@ def _serving_module(model: MKR, train_ratings: np.ndarray,
         tail = _checked_ids(tail, model.n_entities, "tail")
         return {"score": model.kge_score(head, relation, tail)}
 
-    return module, {"serving_default": predict, RECOMMEND_SIGNATURE: recommend,
-                    KG_SCORE_SIGNATURE: kg_score}
+    # Concrete functions: saving a tf.function would trace it again, in the save's context.
+    return Serving(model, module, {
+        name: function.get_concrete_function() for name, function in (
+            ("serving_default", predict), (RECOMMEND_SIGNATURE, recommend),
+            (KG_SCORE_SIGNATURE, kg_score))})
 
 
 def _define_flags() -> None:
@@ -316,7 +346,7 @@ def _define_flags() -> None:
 def _main():
     run = runs.load_run(FLAGS.run_dir)
     export_base = FLAGS.export_dir or os.path.join("saved_models", run.results["dataset"])
-    _export_loaded_run(run, export_base, print)
+    export_trained(run, export_base, print)
 
 
 def run():

@@ -194,17 +194,27 @@ class TopKEvaluator:
         return (ranking_metrics(hits, self.n_relevant, self.ks),
                 beyond_accuracy(top, self.item_popularity, self.ranker.n_candidates, self.ks))
 
-    def _score_fn(self, recommender):
-        """(score_fn, users per batch): an MKR's is its catalogue logits, item vectors once."""
-        if not hasattr(recommender, "item_and_head_vectors"):
-            return recommender, self.user_batch_size
-        model = recommender
+    def trace(self, model) -> None:
+        """Builds the graphs that ranking MKR `model` runs, its scores and the ranker's top-k,
+        for batches of any size; in a thread while training runs, they are ready when needed."""
+        self._scores_function(model).get_concrete_function()
+        self.ranker.trace(min(max(self.ks), self.n_items))
+
+    def _scores_function(self, model):
         if model is not self._model:
             self._model = model
             self._mkr_scores = tf.function(
                 lambda users, item_vectors: model.catalogue_logits(model.user_vectors(users),
                                                                    item_vectors),
                 input_signature=[tf.TensorSpec([None], tf.int64),
-                                 tf.TensorSpec([None, None], tf.float32)])
+                                 tf.TensorSpec([None, None], tf.float32)], autograph=False)
+        return self._mkr_scores
+
+    def _score_fn(self, recommender):
+        """(score_fn, users per batch): an MKR's is its catalogue logits, item vectors once."""
+        if not hasattr(recommender, "item_and_head_vectors"):
+            return recommender, self.user_batch_size
+        model = recommender
+        scores = self._scores_function(model)
         item_vectors, _ = model.item_and_head_vectors(tf.range(self.n_items, dtype=tf.int64))
-        return (lambda users: self._mkr_scores(users, item_vectors)), self.user_batch_size
+        return (lambda users: scores(users, item_vectors)), self.user_batch_size

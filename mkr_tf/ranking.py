@@ -92,6 +92,11 @@ class CatalogueRanker(tf.Module):
             ranked.append(self._top_items(batch, score_fn(batch), k).numpy())
         return np.concatenate(ranked)
 
+    def trace(self, k: int) -> None:
+        """Builds `rank`'s graph for top-`k` lists of batches of any size, ahead of its use."""
+        self._top_items.get_concrete_function(
+            tf.TensorSpec([None], tf.int64), tf.TensorSpec([None, self.n_items], tf.float32), k)
+
     @tf.function(reduce_retracing=True, autograph=False)
     def _top_items(self, users, scores, k):
         return self.top_k(users, scores, k)[0]

@@ -37,7 +37,6 @@ from mkr_tf import runs
 
 # TensorFlow's, imported once a run starts, so that --help answers at once.
 distribute = lazy.load("mkr_tf.distribute")
-export = lazy.load("mkr_tf.export")
 progress = lazy.load("mkr_tf.progress")
 mkr_callbacks = lazy.load("mkr_tf.callbacks")
 trainer = lazy.load("mkr_tf.trainer")
@@ -136,16 +135,18 @@ def _main():
     callbacks = mkr_callbacks.training_callbacks(
         run_dir, logdir=FLAGS.logdir, topk_every=FLAGS.topk_every,
         summary_every_steps=FLAGS.summary_every_steps) if chief else []
+    exporter = mkr_callbacks.ExportCallback(export_dir, log_line) if FLAGS.export and chief else None
+    if exporter is not None:
+        callbacks.append(exporter)
     # The progress callback prints the epoch lines above its bar.
     run = trainer.train(config, data, run_dir, name, log=console.log,
                         callbacks=[*callbacks, console], data_source=data_source,
                         patience=FLAGS.patience, require_checkpoint=FLAGS.resume,
                         strategy=strategy, overwrite=FLAGS.overwrite,
                         checkpoint_every_seconds=FLAGS.checkpoint_every_seconds)
-    if FLAGS.export and chief:
+    if exporter is not None:
         # From memory: the trained model with its best weights, and the data it was split from.
-        export.export_model(run.model, run.data, export_dir, item_ids=run.data.item_ids,
-                            log=log_line)
+        exporter.export(run)
 
 
 def run():

@@ -124,10 +124,10 @@ class TrainingSummariesTest(tf.test.TestCase):
     def test_by_default_top_k_runs_once_for_the_best_weights(self):
         (topk, _), record = mkr_callbacks.training_callbacks(self.run_dir), {}
         topk.on_train_begin(None, None, self.dataset, self.run_dir)
+        best = mkr_model.build_model(MKRConfig(dim=8, seed=1), self.dataset)
         with mock.patch.object(topk, "_evaluator", wraps=topk._evaluator) as evaluator:
-            topk.on_epoch_end(1, record, None)
+            topk.on_epoch_end(1, record, best)
             self.assertEqual(record, {})
-            best = mkr_model.build_model(MKRConfig(dim=8, seed=1), self.dataset)
             results = {"history": [{"epoch": 1}], "best_epoch": 1}
             topk.on_train_end(results, best)
         evaluator.assert_called_once_with(best)

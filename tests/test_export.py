@@ -95,11 +95,11 @@ def all_pairs(data: mkr_data.MKRData) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_the_export_scores_as_the_model(model, data: mkr_data.MKRData, tmp_path,
-                                         ks: tuple[int, ...]) -> None:
+                                         ks: tuple[int, ...], prepared=None) -> None:
     """The export's probabilities and KG scores are the model's, and its `recommend` ranks the
     probabilities (brute force)."""
     saved = tf.saved_model.load(str(export.export_model(model, data, tmp_path,
-                                                        log=lambda _: None)))
+                                                        log=lambda _: None, prepared=prepared)))
     users, items = all_pairs(data)
     probabilities = saved.signatures["serving_default"](
         user_id=tf.constant(users), item_id=tf.constant(items))["probability"].numpy()
@@ -370,6 +370,17 @@ class TestExport:
         assert (model.item_neighbours.numpy() >= 0).any()
         model.item_bias.embeddings.assign(tf.random.normal([data.n_items, 1]))
         check_the_export_scores_as_the_model(model, data, tmp_path, ks=(K,))
+
+    def test_a_serving_prepared_before_training_serves_the_trained_weights(self, tmp_path):
+        data = small_data()
+        model = mkr_model.build_model(MKRConfig(dim=4, L=2, use_biases=True), data)
+        prepared = export.prepare(model, data.train)
+        # Trained after the graphs were traced: the export must serve these weights.
+        for weight in model.trainable_weights:
+            weight.assign(tf.random.normal(weight.shape, seed=7))
+        check_the_export_scores_as_the_model(model, data, tmp_path, ks=(K,), prepared=prepared)
+        with pytest.raises(ValueError, match="another model"):
+            export.export_model(small_model(data), data, tmp_path, prepared=prepared)
 
     def test_versions_count_up_past_the_highest_and_ignore_other_folders(self, exported, tmp_path):
         data, model, _ = exported

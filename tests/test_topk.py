@@ -95,6 +95,17 @@ class TopKEvaluatorTest(tf.test.TestCase):
                 expected = brute_force_metrics(_all_scores(model), train, test, KS)
                 self.assertAllClose(evaluator(model), expected, atol=1e-12)
 
+    def test_graphs_traced_ahead_serve_every_batch_without_retracing(self):
+        train, test = _ratings(seed=0)
+        model = _model(use_inner_product=True)
+        evaluator = metrics.TopKEvaluator(train, test, N_ITEMS, ks=KS, user_batch_size=7)
+        evaluator.trace(model)
+        expected = brute_force_metrics(_all_scores(model), train, test, KS)
+        self.assertAllClose(evaluator(model), expected, atol=1e-12)
+        # pylint: disable=protected-access
+        for function in (evaluator._mkr_scores, evaluator.ranker._top_items):
+            self.assertEqual(function.experimental_get_tracing_count(), 1)
+
     def test_evaluates_each_user_with_relevant_items_once(self):
         train, test = _ratings(seed=1)
         evaluator = metrics.TopKEvaluator(train, test, N_ITEMS, ks=KS)
