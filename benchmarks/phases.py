@@ -183,7 +183,10 @@ def _paper_settings(dataset: str) -> dict:
 
 def _paper_flags(dataset: str) -> list[str]:
     if dataset in GENERATED:
-        return [f"--{name}={value}" for name, value in _paper_settings(dataset).items()]
+        from mkr_tf.config import XLA_DATASETS  # pylint: disable=import-outside-toplevel
+        # The stand-in trains as the dataset it stands in for would, XLA included.
+        return [f"--{name}={value}" for name, value in _paper_settings(dataset).items()] + [
+            f"--jit_compile={GENERATED[dataset][1] in XLA_DATASETS}"]
     return ["--preset=paper"]
 
 def _processed_folder(dataset: str) -> pathlib.Path:

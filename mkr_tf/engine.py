@@ -43,6 +43,11 @@ KG_OUTPUTS = ("kge_loss", "kge_score", "kge_rmse")
 ROWS_SPEC = tf.TensorSpec([None, 3], tf.int64)
 BATCH_SIZE_SPEC = tf.TensorSpec([], tf.int64)
 EVAL_BATCH_SIZE = 65536
+# With jit_compile, LazyAdam updates a table of at most this many rows per batch row as a whole,
+# masked to the rows a batch touches (optimizers.LazyAdam.masked_rows_limit): measured on music,
+# book and MovieLens-sized data, XLA runs that faster than the row set's dynamic size up to about
+# a few hundred table rows per batch row, and slower at book's 2,400 (benchmarks/phases.py).
+MASKED_ROWS_PER_BATCH_ROW = 256
 # Steps each closure the parameter-server chief schedules runs in one graph loop: fewer, longer
 # closures amortise the scheduling round trip, more keep the workers evenly loaded.
 STEPS_PER_CLOSURE = 32
@@ -328,7 +333,7 @@ class LocalRunner:
     """
 
     def __init__(self, model, jit_compile: bool = False, summaries: StepSummaries | None = None):
-        self.model = model
+        self.model, self.jit_compile = model, jit_compile
         if jit_compile:
             self.epoch_functions = (
                 CompiledEpoch(model.rec_update, RS_COLUMNS, RS_OUTPUTS, summaries),
@@ -344,13 +349,17 @@ class LocalRunner:
         """Builds the epoch and predict graphs before the first epoch; nothing is trained.
 
         Epochs of `rec_rows` and `kg_rows` rows in batches of `batch_size` are compiled then,
-        with jit_compile. Without it, the step graph inside the loop is instantiated when it
-        first runs on a batch: that stays in the first epoch.
+        with jit_compile, after the optimizers are told which tables to update masked
+        (MASKED_ROWS_PER_BATCH_ROW). Without it, the step graph inside the loop is instantiated
+        when it first runs on a batch: that stays in the first epoch.
 
         Each graph is traced here, in Python; its first call, which instantiates it (Grappler's
         optimisation, or XLA's compilation), is C++ that releases the GIL, so it runs in a
         thread while the next graph is traced.
         """
+        if self.jit_compile:
+            for optimizer in (self.model.rs_optimizer, self.model.kge_optimizer):
+                optimizer.masked_rows_limit = MASKED_ROWS_PER_BATCH_ROW * batch_size
         no_rows = np.zeros([0, 3], np.int64)
         with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
             first_calls = []

@@ -21,6 +21,11 @@ class LazyAdam(keras.optimizers.Adam):
     without it, every step of an embedding model rewrites every row of every table.
     """
 
+    # Set by a runner whose steps XLA compiles (engine.LocalRunner): XLA compiles the row set's
+    # dynamic size (tf.unique) into slow code, and the same update of every row, masked to the
+    # rows the batch touches, into fast code, while a table has at most this many rows.
+    masked_rows_limit = 0
+
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
@@ -36,19 +41,37 @@ class LazyAdam(keras.optimizers.Adam):
                 beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
                 beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
                 grad=tf.cast(gradient, dtype))
+        alpha = (tf.cast(learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, step))
+                 / (1 - tf.pow(beta_1, step)))
+        if variable.shape[0] <= self.masked_rows_limit:
+            return self._masked_update(gradient, variable, (m, v), (beta_1, beta_2), alpha)
         # A batch may look up one row many times; scatter ops on repeated indices keep
         # an arbitrary one, so the row gradients are summed first.
         rows, positions = tf.unique(gradient.indices)
         row_gradients = tf.math.unsorted_segment_sum(
             tf.cast(gradient.values, dtype), positions, tf.shape(rows)[0])
-        alpha = (tf.cast(learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, step))
-                 / (1 - tf.pow(beta_1, step)))
         m_rows = beta_1 * tf.gather(m, rows) + (1 - beta_1) * row_gradients
         v_rows = beta_2 * tf.gather(v, rows) + (1 - beta_2) * tf.square(row_gradients)
         self.assign(m, tf.IndexedSlices(m_rows, rows))
         self.assign(v, tf.IndexedSlices(v_rows, rows))
         self.assign_sub(variable, tf.IndexedSlices(
             alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
+        return None
+
+    def _masked_update(self, gradient, variable, slots, betas, alpha):
+        """The same update, computed for every row and kept for the rows the batch touches."""
+        (m, v), (beta_1, beta_2) = slots, betas
+        n_rows = tf.shape(variable, out_type=tf.int64)[0]
+        row_gradients = tf.math.unsorted_segment_sum(tf.cast(gradient.values, variable.dtype),
+                                                     gradient.indices, n_rows)
+        touched = tf.math.unsorted_segment_max(
+            tf.ones_like(gradient.indices, tf.int32), gradient.indices, n_rows)[:, None] > 0
+        new_m = tf.where(touched, beta_1 * m + (1 - beta_1) * row_gradients, m)
+        new_v = tf.where(touched, beta_2 * v + (1 - beta_2) * tf.square(row_gradients), v)
+        self.assign(m, new_m)
+        self.assign(v, new_v)
+        self.assign_sub(variable, tf.where(
+            touched, alpha * new_m / (tf.sqrt(new_v) + self.epsilon), tf.zeros_like(new_m)))
         return None
 
 

@@ -41,6 +41,36 @@ class LazyAdamTest(tf.test.TestCase):
                 optimizer.apply([gradient], [table])
         self.assertAllClose(lazy_table.numpy(), dense_table.numpy(), rtol=1e-5, atol=1e-6)
 
+    def test_the_masked_update_of_small_tables_is_the_sparse_update(self):
+        # What XLA-compiled steps run on tables of at most masked_rows_limit rows.
+        initial = np.random.default_rng(2).normal(size=(7, 3)).astype(np.float32)
+        sparse_table, masked_table = keras.Variable(initial), keras.Variable(initial)
+        sparse = optimizers.LazyAdam(learning_rate=0.05, epsilon=1e-8)
+        masked = optimizers.LazyAdam(learning_rate=0.05, epsilon=1e-8)
+        masked.masked_rows_limit = 7
+
+        def compiled_step(optimizer, table):
+            @tf.function(jit_compile=True, autograph=False)
+            def step(indices):
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_sum(tf.sin(tf.gather(table, indices)))
+                optimizer.apply([tape.gradient(loss, table)], [table])
+            return step
+
+        for optimizer, table in ((sparse, sparse_table), (masked, masked_table)):
+            optimizer.build([table])
+            step = compiled_step(optimizer, table)
+            for indices in ([1, 4, 1], [0, 4, 6, 6], [2]):
+                step(tf.constant(indices))
+        self.assertAllClose(masked_table.numpy(), sparse_table.numpy(), rtol=1e-6, atol=1e-7)
+        self.assertAllEqual(masked_table.numpy()[[3, 5]], initial[[3, 5]])
+        for moment in range(2):
+            self.assertAllClose(optimizers.moments(masked, masked_table)[moment].numpy(),
+                                optimizers.moments(sparse, sparse_table)[moment].numpy(),
+                                rtol=1e-6, atol=1e-7)
+            self.assertAllEqual(optimizers.moments(masked, masked_table)[moment].numpy()[[3, 5]],
+                                np.zeros((2, 3)))
+
     def test_dense_gradients_get_keras_adams_update_in_one_fused_op(self):
         initial = np.random.default_rng(1).normal(size=(3, 2)).astype(np.float32)
         fused_kernel, keras_kernel = keras.Variable(initial), keras.Variable(initial)
