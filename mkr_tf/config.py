@@ -135,11 +135,11 @@ class MKRConfig:
                             "the eval split each epoch).", choices=SELECTIONS, preset=True)
     seed: int = _field(0, "Seeds the split, the negatives' shuffles and the initialisation.",
                        model=True)
-    # XLA-compiled epochs: a few seconds of compilation per process for faster steps.
-    jit_compile: bool = _field(False, "Compile each whole training epoch with XLA: faster on long "
-                               "epochs of small batches, seconds of compilation per run. Default: "
-                               f"on for {', '.join(XLA_DATASETS)}, where it wins (README, Speed).",
-                               preset=True)
+    # XLA-compiled epochs: seconds of compilation per shape (kept by --xla_cache) for faster steps.
+    jit_compile: bool = _field(False, "Compile each whole training epoch with XLA: faster steps, "
+                               "seconds of compilation the first time a shape runs (--xla_cache "
+                               f"keeps it). Default: on for {', '.join(XLA_DATASETS)}, where it "
+                               "wins (README, Speed).", preset=True)
 
     def __post_init__(self):
         positive_ints = ("n_epochs", "dim", "L", "H", "batch_size", "kge_interval")
