@@ -115,9 +115,10 @@ class ExportCallback(trainer.TrainingCallback):
 
 
 def _settle(traced: concurrent.futures.Future | None) -> None:
-    """Waits for a background trace of an aborted training, whose own error goes unraised."""
+    """Drops the background trace of an aborted training if it has not started; a started one
+    finishes on its own, unwaited for (Ctrl-C ends at once), its error unraised."""
     if traced is not None:
-        concurrent.futures.wait([traced])
+        traced.cancel()
 
 
 def _epoch_tag(key: str) -> str:

@@ -25,6 +25,7 @@ the loop reads no summary writer, step or recording condition that someone else 
 """
 
 import concurrent.futures
+import contextlib
 import time
 from typing import Any, Callable, Sequence
 
@@ -333,7 +334,7 @@ class LocalRunner:
     """
 
     def __init__(self, model, jit_compile: bool = False, summaries: StepSummaries | None = None):
-        self.model, self.jit_compile = model, jit_compile
+        self.model = model
         if jit_compile:
             self.epoch_functions = (
                 CompiledEpoch(model.rec_update, RS_COLUMNS, RS_OUTPUTS, summaries),
@@ -357,16 +358,16 @@ class LocalRunner:
         optimisation, or XLA's compilation), is C++ that releases the GIL, so it runs in a
         thread while the next graph is traced.
         """
-        if self.jit_compile:
-            for optimizer in (self.model.rs_optimizer, self.model.kge_optimizer):
-                optimizer.masked_rows_limit = MASKED_ROWS_PER_BATCH_ROW * batch_size
         no_rows = np.zeros([0, 3], np.int64)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=3)
+        try:
             first_calls = []
             for epoch, n_rows in zip(self.epoch_functions, (rec_rows, kg_rows)):
                 if isinstance(epoch, CompiledEpoch):
                     if n_rows:
-                        first_calls.append(pool.submit(epoch.trace(n_rows, batch_size)))
+                        with _masked_rows(self.model, MASKED_ROWS_PER_BATCH_ROW * batch_size):
+                            first_call = epoch.trace(n_rows, batch_size)
+                        first_calls.append(pool.submit(first_call))
                 else:
                     epoch.get_concrete_function(ROWS_SPEC, BATCH_SIZE_SPEC)
                     first_calls.append(pool.submit(_run_epoch, epoch, no_rows, 1))
@@ -375,6 +376,9 @@ class LocalRunner:
             first_calls.append(pool.submit(self.model.predict_batch, no_ids, no_ids))
             for first_call in first_calls:
                 first_call.result()
+        finally:
+            # Ctrl-C does not wait for a compilation it would throw away.
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def rec_epoch(self, rows, batch_size: int) -> dict[str, Any]:
         return _run_epoch(self.epoch_functions[0], rows, batch_size)
@@ -387,6 +391,21 @@ class LocalRunner:
         return np.concatenate([
             self.model.predict_batch(tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1])).numpy()
             for chunk in np.array_split(ratings, max(1, -(-len(ratings) // EVAL_BATCH_SIZE)))])
+
+
+@contextlib.contextmanager
+def _masked_rows(model, limit: int):
+    """The model's LazyAdams update tables of at most `limit` rows masked, in graphs traced
+    meanwhile (`optimizers.LazyAdam.masked_rows_limit`)."""
+    optimizers = (model.rs_optimizer, model.kge_optimizer)
+    previous = [getattr(optimizer, "masked_rows_limit", 0) for optimizer in optimizers]
+    for optimizer in optimizers:
+        optimizer.masked_rows_limit = limit
+    try:
+        yield
+    finally:
+        for optimizer, value in zip(optimizers, previous):
+            optimizer.masked_rows_limit = value
 
 
 def _run_epoch(epoch, rows, batch_size: int) -> dict[str, Any]:

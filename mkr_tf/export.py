@@ -105,8 +105,9 @@ def export_model(model: MKR, data: mkr_data.MKRData, export_base: str | os.PathL
         raise errors.DataError(f"item_ids lists {len(item_ids)} items, the model has {model.n_items}")
     if user_ids is not None and len(user_ids) != model.n_users:
         raise errors.DataError(f"user_ids lists {len(user_ids)} users, the model has {model.n_users}")
-    if prepared is not None and prepared.model is not model:
-        raise ValueError("`prepared` was made for another model")
+    if prepared is not None and (prepared.model is not model
+                                 or not np.array_equal(prepared.train_ratings, data.train)):
+        raise ValueError("`prepared` was made for another model or other training data")
     export_base = pathlib.Path(export_base)
     runs.check_output_folder(export_base, "--export_dir")
     # Sampled negatives are random never-rated items, not interactions: only positives are a
@@ -256,6 +257,7 @@ def _checked_k(k: tf.Tensor, n_items: int) -> tf.Tensor:
 class Serving:
     """What an export saves of `model`: `module`, and its `signatures`, traced."""
     model: MKR
+    train_ratings: np.ndarray
     module: tf.Module
     signatures: dict[str, Callable]
 
@@ -287,8 +289,10 @@ def prepare(model: MKR, train_ratings: np.ndarray) -> Serving:
         setattr(module, name, tf.Variable(getattr(model, name), dtype=tf.int64, trainable=False,
                                           name=name))
     # An item's vector v does not depend on the user, so the catalogue's tower is run once, here.
-    item_vectors, _ = model.item_and_head_vectors(tf.range(n_items, dtype=tf.int64))
-    module.item_vectors = tf.Variable(item_vectors, trainable=False, name="item_vectors")
+    # Filled by `Serving.set_item_vectors`: read now, from a thread, the tables could be
+    # mid-epoch.
+    module.item_vectors = tf.Variable(tf.zeros([n_items, model.item_vector_width]),
+                                      trainable=False, name="item_vectors")
     # Sampled negatives are random never-rated items, not interactions: only positives are a
     # user's history, so only they are left out.
     module.ranker = ranking.CatalogueRanker(train_ratings, n_users, n_items, "train_positives")
@@ -327,7 +331,7 @@ def prepare(model: MKR, train_ratings: np.ndarray) -> Serving:
         return {"score": model.kge_score(head, relation, tail)}
 
     # Concrete functions: saving a tf.function would trace it again, in the save's context.
-    return Serving(model, module, {
+    return Serving(model, train_ratings, module, {
         name: function.get_concrete_function() for name, function in (
             ("serving_default", predict), (RECOMMEND_SIGNATURE, recommend),
             (KG_SCORE_SIGNATURE, kg_score))})

@@ -314,6 +314,11 @@ class MKR(keras.Model):
             return vectors
         return tf.concat([vectors, self.user_bias(users), tf.ones_like(vectors[:, :1])], -1)
 
+    @property
+    def item_vector_width(self):
+        """The width of `item_and_head_vectors`' item vectors: d, or d + 2 with `use_biases`."""
+        return self.dim + 2 * self.use_biases
+
     def item_and_head_vectors(self, items, excluded_tails=None):
         """Item vectors v (with `use_biases` [v; 1; b_i]) and their entity vectors h after the L
         cross&compress units. With `item_neighbours`, `excluded_tails` leaves each item's tail

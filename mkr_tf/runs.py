@@ -42,7 +42,8 @@ RESULTS_FILE = "results.json"
 BEST_WEIGHTS_FILE = "best.weights.h5"
 CHECKPOINT_DIR = "checkpoints"
 # A checkpoint costs tens of milliseconds of Python whatever the model's size: on small data,
-# one after every epoch was a tenth of a whole run. A killed run loses at most this much.
+# one after every epoch was a tenth of a whole run. A killed run loses at most this much and an
+# epoch.
 CHECKPOINT_EVERY_SECONDS = 30.0
 LOGS_DIR = "logs"
 EVALUATION_FILE = "evaluation.json"

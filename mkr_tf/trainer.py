@@ -164,7 +164,7 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     results.json: the test figures at the epoch with the best eval AUC, the last epoch's, the
     per-epoch history, `train_seconds`, the time spent in training steps only, and
     `trace_seconds`, the time spent building the graphs before the first epoch (XLA's
-    compilation, with `config.jit_compile`, happens in the first steps). `data_source`
+    compilation included, with `config.jit_compile`). `data_source`
     (data_dir, cache_dir, prepare_options) is recorded so that `runs.load_run` can rebuild the
     same split later.
 

@@ -16,13 +16,14 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from mkr_tf import callbacks as mkr_callbacks
 from mkr_tf import data
 from mkr_tf import engine
+from mkr_tf import errors
 from mkr_tf import metrics
 from mkr_tf import model as mkr_model
 from mkr_tf import progress
 from mkr_tf import runs
 from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
-from tests.test_trainer import two_taste_dataset
+from tests.test_trainer import InterruptAfterEpoch, ScrambleItems, two_taste_dataset
 
 SUMMARY_EVERY_STEPS = 4
 _MAKE_RUNNER = engine.make_runner
@@ -230,6 +231,38 @@ class ProgressTest(tf.test.TestCase):
         expected = "epoch line 1\nepoch line 2\nsummary line\n"
         self.assertEqual(self._drive(io.StringIO()), expected)
         self.assertEqual(self._drive(TTYStringIO(), quiet=True), expected)
+
+
+
+class ExportCallbackTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        ratings, kg = two_taste_dataset(n_users=40)
+        self.dataset = data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
+        self.config = MKRConfig(n_epochs=3, batch_size=64, seed=1)
+        self.root = pathlib.Path(self.create_tempdir().full_path)
+        self.exporter = mkr_callbacks.ExportCallback(self.root / "exported", log=lambda _: None)
+
+    def test_the_export_prepared_while_training_serves_the_best_weights(self):
+        # Prepared after epoch 1; epoch 3 is worse than the best, whose weights must be served.
+        run = trainer.train(self.config, self.dataset, self.root / "run", "two_taste",
+                            log=lambda _: None, callbacks=[ScrambleItems(epoch=2), self.exporter])
+        self.assertLess(run.results["best_epoch"], 3)
+        saved = tf.saved_model.load(str(self.exporter.export(run)))
+        test = self.dataset.test
+        served = saved.signatures["serving_default"](
+            user_id=tf.constant(test[:, 0]), item_id=tf.constant(test[:, 1]))["probability"]
+        self.assertAllClose(served, engine.predict(run.model, test), rtol=0, atol=1e-6)
+        item_vectors, _ = run.model.item_and_head_vectors(
+            tf.range(self.dataset.n_items, dtype=tf.int64))
+        self.assertAllClose(saved.item_vectors, item_vectors, rtol=0, atol=1e-6)
+
+    def test_an_interrupted_training_leaves_nothing_to_export(self):
+        with self.assertRaises(errors.Interrupted):
+            trainer.train(self.config, self.dataset, self.root / "run", "two_taste",
+                          log=lambda _: None, callbacks=[self.exporter, InterruptAfterEpoch(2)])
+        self.assertFalse((self.root / "exported").exists())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Tests of mkr_tf.engine: the in-graph epoch loop, its step summaries and the local runner."""
 
+from unittest import mock
+
 import numpy as np
 import tensorflow as tf
 
@@ -64,6 +66,27 @@ class EngineTest(tf.test.TestCase):
         runner.rec_epoch(ratings, 2)
         runner.rec_epoch(ratings, 2)
         self.assertEqual(runner.epoch_functions[0].experimental_get_tracing_count(), 1)
+
+    def test_compiled_epochs_update_small_tables_masked_and_large_ones_sparse(self):
+        def op_types(concrete_function):
+            graph = concrete_function.graph.as_graph_def()
+            return {node.op for node in graph.node} | {
+                node.op for function in graph.library.function for node in function.node_def}
+
+        for limit, sparse in ((engine.MASKED_ROWS_PER_BATCH_ROW, False), (0, True)):
+            with self.subTest(rows_per_batch_row=limit):
+                model = _model()
+                runner = engine.LocalRunner(model, jit_compile=True)
+                with mock.patch.object(engine, "MASKED_ROWS_PER_BATCH_ROW", limit):
+                    runner.trace(3, 3, 2)
+                # 9 rows at most, against 2 * 256: all masked, or with 0 rows per row all sparse.
+                rs_epoch = runner.epoch_functions[0].run.get_concrete_function(
+                    tf.TensorSpec([2, 2, 3], tf.int64), tf.TensorSpec([2, 2], tf.float32),
+                    tf.TensorSpec([], tf.int32))
+                self.assertEqual("Unique" in op_types(rs_epoch), sparse)
+                self.assertEqual(runner.epoch_functions[0].experimental_get_tracing_count(), 1)
+                # Only the compiled epochs' graphs: the model's optimizers are left as they were.
+                self.assertEqual(model.rs_optimizer.masked_rows_limit, 0)
 
     def test_padded_batches_repeat_a_real_row_of_the_last_batch_with_weight_zero(self):
         rows = np.arange(15).reshape(5, 3)

@@ -381,6 +381,8 @@ class TestExport:
         check_the_export_scores_as_the_model(model, data, tmp_path, ks=(K,), prepared=prepared)
         with pytest.raises(ValueError, match="another model"):
             export.export_model(small_model(data), data, tmp_path, prepared=prepared)
+        with pytest.raises(ValueError, match="other training data"):
+            export.export_model(model, small_data(seed=1), tmp_path, prepared=prepared)
 
     def test_versions_count_up_past_the_highest_and_ignore_other_folders(self, exported, tmp_path):
         data, model, _ = exported

@@ -141,6 +141,12 @@ class MKRTest(tf.test.TestCase):
         self.assertIn(model.item_bias.embeddings.path, {v.path for v in model.rs_variables})
         self.assertNotIn(model.item_bias.embeddings.path, {v.path for v in model.kge_variables})
 
+    def test_item_vector_width_is_the_item_vectors(self):
+        for use_biases in (False, True):
+            model = _model(use_biases=use_biases)
+            vectors, _ = model.item_and_head_vectors(RS_BATCH["item"])
+            self.assertEqual(model.item_vector_width, vectors.shape[-1])
+
     def test_tied_items_are_their_entities(self):
         model = _model(tie_item_entity=True)
         self.assertIsNone(model.item_embedding)

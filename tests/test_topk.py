@@ -103,8 +103,7 @@ class TopKEvaluatorTest(tf.test.TestCase):
         expected = brute_force_metrics(_all_scores(model), train, test, KS)
         self.assertAllClose(evaluator(model), expected, atol=1e-12)
         # pylint: disable=protected-access
-        for function in (evaluator._mkr_scores, evaluator.ranker._top_items):
-            self.assertEqual(function.experimental_get_tracing_count(), 1)
+        self.assertEqual(evaluator.ranker._top_items.experimental_get_tracing_count(), 1)
 
     def test_evaluates_each_user_with_relevant_items_once(self):
         train, test = _ratings(seed=1)

@@ -188,6 +188,14 @@ class TrainTest(tf.test.TestCase):
                               checkpoint_every_seconds=every)
                 checkpoints = run_dir / runs.CHECKPOINT_DIR
                 self.assertEqual(sorted(path.stem for path in checkpoints.glob("*.index")), saved)
+        # An early stop ends the run: its epoch is saved too.
+        run_dir = pathlib.Path(self.create_tempdir().full_path)
+        results = trainer.train(dataclasses.replace(config, n_epochs=8), dataset, run_dir, "t",
+                                log=lambda _: None, callbacks=[ScrambleItems(epoch=2)],
+                                patience=1, checkpoint_every_seconds=3600).results
+        self.assertTrue(results["stopped_early"])
+        self.assertEqual(tf.train.latest_checkpoint(str(run_dir / runs.CHECKPOINT_DIR)),
+                         str(run_dir / runs.CHECKPOINT_DIR / f"ckpt-{results['last_epoch']}"))
         run_dir = pathlib.Path(self.create_tempdir().full_path)
         with self.assertRaisesRegex(errors.Interrupted, "^interrupted; nothing was saved yet$"):
             trainer.train(config, dataset, run_dir, "t", log=lambda _: None,
