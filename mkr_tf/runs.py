@@ -71,14 +71,19 @@ def read_identity(run_dir: pathlib.Path) -> dict[str, Any] | None:
                                  f"{run_dir} an mkr_tf.train run folder?") from None
 
 
+# Settings a run may change between its starts: a run may be continued for more epochs, and how
+# its steps are compiled changes only the order of float sums (as mkr_tf.reproduce holds too).
+_RESUMABLE_SETTINGS = ("n_epochs", "jit_compile")
+
+
 def differences(recorded: dict[str, Any], wanted: dict[str, Any]) -> str:
-    """`key <there> there, <now> now, ...` over dataset and settings, n_epochs aside: a run
-    may be continued for more epochs."""
+    """`key <there> there, <now> now, ...` over dataset and settings, _RESUMABLE_SETTINGS
+    aside."""
     # A setting added after the run was written has its default there.
     there = {**MKRConfig().to_dict(), **recorded["config"]}
     pairs = {"dataset": (recorded.get("dataset"), wanted["dataset"])}
     pairs.update({key: (there.get(key), value)
-                  for key, value in wanted["config"].items() if key != "n_epochs"})
+                  for key, value in wanted["config"].items() if key not in _RESUMABLE_SETTINGS})
     return ", ".join(f"{key} {there!r} there, {now!r} now"
                      for key, (there, now) in pairs.items() if there != now)
 
@@ -87,7 +92,9 @@ def finished_results(run_dir: os.PathLike, wanted: dict[str, Any]) -> dict[str, 
     """The results of `run_dir` when it holds this very run (same epochs too), finished."""
     run_dir = pathlib.Path(run_dir)
     recorded = read_identity(run_dir) if run_dir.is_dir() else None
-    if recorded is None or recorded != wanted or not (run_dir / RESULTS_FILE).is_file():
+    if (recorded is None or differences(recorded, wanted)
+            or recorded["config"].get("n_epochs") != wanted["config"]["n_epochs"]
+            or not (run_dir / RESULTS_FILE).is_file()):
         return None
     return json.loads((run_dir / RESULTS_FILE).read_text())
 

@@ -54,6 +54,10 @@ class RunFolderTest(tf.test.TestCase):
         # More epochs continue the run; other epochs are not "this very run".
         longer = runs.identity("two_taste", {**CONFIG.to_dict(), "n_epochs": 3})
         self.assertIsNone(runs.finished_results(folder, longer))
+        # XLA's compilation changes only the order of float sums: the same run.
+        compiled = runs.identity("two_taste", {**CONFIG.to_dict(), "jit_compile": True})
+        self.assertEqual(runs.finished_results(folder, compiled)["test_auc"],
+                         results["test_auc"])
         with self.assertRaisesRegex(errors.RunDirError,
                                     r"holds a run with other settings \(dim 4 there, 8 now\)"):
             train(folder, MKRConfig(n_epochs=2, dim=8, batch_size=64))
