@@ -56,6 +56,12 @@ _RUN_ENTRIES = (MARKER_FILE, RESULTS_FILE, BEST_WEIGHTS_FILE, CHECKPOINT_DIR, LO
 _SHOWN_ENTRIES = 3
 
 
+def check_checkpoint_every_seconds(seconds: float) -> None:
+    if not 0 <= seconds < float("inf"):
+        raise errors.ConfigError(
+            f"checkpoint_every_seconds must be a finite number >= 0, got {seconds!r}")
+
+
 def identity(dataset: str, config: dict[str, Any]) -> dict[str, Any]:
     """What run.json records: the settings that make two runs the same run."""
     return {"dataset": dataset, "config": config}

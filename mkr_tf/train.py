@@ -103,6 +103,7 @@ def _main():
         distribute.serve_forever()
     if FLAGS.patience is not None and FLAGS.patience < 1:
         raise errors.ConfigError(f"patience must be an integer >= 1, got {FLAGS.patience}")
+    runs.check_checkpoint_every_seconds(FLAGS.checkpoint_every_seconds)
     if FLAGS.resume and not FLAGS.run_dir:
         raise errors.ConfigError("--resume needs the --run_dir of the run to continue")
     name = mkr_data.check_dataset_name(cli.dataset_name_from_flags())

@@ -179,9 +179,7 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     checkpoints = run_dir / runs.CHECKPOINT_DIR
     if require_checkpoint and tf.train.latest_checkpoint(str(checkpoints)) is None:
         raise errors.TrainingError(f"{checkpoints}: no checkpoint to resume from")
-    if not 0 <= checkpoint_every_seconds < float("inf"):
-        raise errors.ConfigError(f"checkpoint_every_seconds must be a finite number >= 0, got "
-                                 f"{checkpoint_every_seconds!r}")
+    runs.check_checkpoint_every_seconds(checkpoint_every_seconds)
     arguments = (config, data, run_dir, dataset_name, log, data_source, callbacks, patience,
                  strategy, checkpoint_every_seconds)
     if not distribute.is_chief(strategy):

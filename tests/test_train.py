@@ -117,6 +117,8 @@ class TrainCommandTest(tf.test.TestCase):
             ("--L=0",): "L must be an integer >= 1, got 0",
             ("--lr_rs=0",): "lr_rs must be a finite number > 0, got 0.0",
             ("--batch_size=-3",): "batch_size must be an integer >= 1, got -3",
+            ("--checkpoint_every_seconds=-1",): "checkpoint_every_seconds must be a finite "
+                                                "number >= 0, got -1.0",
             ("--dataset=nope",): "unknown dataset 'nope'",
             (f"--dataset={empty}",): f"dataset '{empty}' is not a name: use letters, digits, "
                                      f"'-', '_' and '.' (not first); to read processed files in "
