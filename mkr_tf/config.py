@@ -32,6 +32,7 @@ XLA_DATASETS = ("movie", "book", "music", "synthetic")
 OPTIMIZERS = ("lazy_adam", "adam")
 CROSS_UNITS = ("cross_compress", "dcn", "stitch")
 RS_LOSSES = ("pointwise", "softmax")
+LR_SCHEDULES = ("constant", "cosine")
 KGE_MODELS = ("mlp", "transe")
 SELECTIONS = ("auc", "auc+ndcg@10")
 # mkr_tf.baselines' models, here so that flags can name them without importing TensorFlow.
@@ -73,6 +74,10 @@ class MKRConfig:
     lr_kge: float = _field(0.01, "Adam learning rate of the KGE task (its loss, −mean σ(t · t̂) "
                            "+ λ·L2, is negative).", preset=True, model=True)
     kge_interval: int = _field(3, "Run the KGE pass every this many epochs.", preset=True)
+    lr_schedule: str = _field("constant", "constant: the paper's fixed learning rates; cosine "
+                              "(beyond the paper): each task's rate falls along a half cosine "
+                              "from lr_rs or lr_kge to 0 over that task's steps of the whole "
+                              "run.", choices=LR_SCHEDULES, preset=True, model=True)
     use_inner_product: bool = _field(True, "RS head: inner product (true) or an MLP on [u; v].",
                                      model=True)
     use_kge: bool = _field(True, "Train the KGE task; false trains the RS task alone.")

@@ -119,6 +119,9 @@ class MKR(keras.Model):
                              SVD++; a training row's own item is left out of its mean (as in FISM)
         use_user_embedding=False  with history_length: no U; the user tower's input is the
                              history mean alone, as in FISM
+        lr_schedule="cosine"  each task's Adam rate falls from lr_rs or lr_kge to 0 along a half
+                             cosine over that task's steps of the whole run
+                             (`schedule_learning_rates`)
         history_dropout = p  with history_length: in training, each item of N(u) is left out
                              of the mean with probability p, drawn afresh each RS step
         item_neighbours = n  the item's input to the cross&compress units is
@@ -141,8 +144,8 @@ class MKR(keras.Model):
                  optimizer="lazy_adam", cross_unit="cross_compress", init_scale=0.0,
                  use_biases=False, residual=False, tie_item_entity=False, rs_loss="pointwise",
                  kge_negatives=0, kge_model="mlp", kge_margin=1.0, history_length=0,
-                 history_dropout=0.0, use_user_embedding=True, item_neighbours=0, seed=0,
-                 **kwargs):
+                 history_dropout=0.0, use_user_embedding=True, item_neighbours=0,
+                 lr_schedule="constant", seed=0, **kwargs):
         super().__init__(**kwargs)
         # The settings are checked by MKRConfig's rules, the one place they are written.
         mkr_config.MKRConfig(
@@ -153,7 +156,7 @@ class MKR(keras.Model):
             kge_model=kge_model, kge_margin=kge_margin, history_length=history_length,
             history_dropout=history_dropout,
             use_user_embedding=use_user_embedding,
-            item_neighbours=item_neighbours, seed=seed)
+            item_neighbours=item_neighbours, lr_schedule=lr_schedule, seed=seed)
         if n_entities < n_items:
             raise ValueError(
                 f"n_entities ({n_entities}) must cover every item (n_items={n_items}): entity i is item i")
@@ -163,6 +166,7 @@ class MKR(keras.Model):
         self.l2_weight = float(l2_weight)
         self.use_inner_product = bool(use_inner_product)
         self.lr_rs, self.lr_kge = float(lr_rs), float(lr_kge)
+        self.lr_schedule = lr_schedule
         self.optimizer_name = optimizer
         self.cross_unit = cross_unit
         self.init_scale = float(init_scale)
@@ -249,6 +253,23 @@ class MKR(keras.Model):
         self.rs_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_rs)
         self.kge_optimizer = mkr_optimizers.make_optimizer(optimizer, self.lr_kge)
         self._build_all()
+
+    def schedule_learning_rates(self, rs_steps: int, kge_steps: int) -> None:
+        """With lr_schedule="cosine", each optimizer's rate falls from its task's rate to 0
+        over `rs_steps` RS or `kge_steps` KGE steps, the whole run's. The rate is a function of
+        the optimizer's step count, which checkpoints keep, so a resumed run goes on along the
+        same curve. Call it before training and before restoring a checkpoint, in the
+        distribution strategy's scope: it makes both optimizers anew."""
+        if self.lr_schedule != "cosine":
+            return
+        # Keras cannot swap a built optimizer's rate for a schedule and still checkpoint it.
+        self.rs_optimizer = mkr_optimizers.make_optimizer(
+            self.optimizer_name, keras.optimizers.schedules.CosineDecay(self.lr_rs, max(rs_steps, 1)))
+        self.kge_optimizer = mkr_optimizers.make_optimizer(
+            self.optimizer_name,
+            keras.optimizers.schedules.CosineDecay(self.lr_kge, max(kge_steps, 1)))
+        self.rs_optimizer.build(self.rs_variables)
+        self.kge_optimizer.build(self.kge_variables)
 
     def _build_all(self):
         ids = tf.zeros([1], tf.int64)
@@ -557,8 +578,8 @@ class MKR(keras.Model):
             residual=self.residual, tie_item_entity=self.tie_item_entity, rs_loss=self.rs_loss,
             kge_negatives=self.kge_negatives, kge_model=self.kge_model,
             kge_margin=self.kge_margin, history_length=self.history_length,
-            history_dropout=self.history_dropout, use_user_embedding=self.use_user_embedding, item_neighbours=self.n_neighbours,
-            seed=self.seed)
+            history_dropout=self.history_dropout, use_user_embedding=self.use_user_embedding,
+            item_neighbours=self.n_neighbours, lr_schedule=self.lr_schedule, seed=self.seed)
 
 
 def build_model(config, data) -> MKR:

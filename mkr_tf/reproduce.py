@@ -68,7 +68,7 @@ RECOMMENDED_WITHOUT_KG = "MKR (recommended) w/o KG"
 # The training options beyond the paper, each of which the recommended preset may turn on.
 OPTIONS = ("init_scale", "rs_negatives", "use_biases", "residual", "tie_item_entity", "rs_loss",
            "kge_negatives", "kge_model", "history_length", "use_user_embedding", "history_dropout",
-           "item_neighbours")
+           "item_neighbours", "lr_schedule")
 # Options that only mean something beside another: without a history a user is U[user] again,
 # and the margin is TransE's alone.
 _RESET_WITH = {"history_length": ("use_user_embedding", "history_dropout"),

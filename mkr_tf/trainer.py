@@ -1,6 +1,7 @@
 """The MKR training loop: alternating RS and KGE passes, per-epoch CTR evaluation, results."""
 
 import json
+import math
 import os
 import pathlib
 import time
@@ -197,6 +198,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
     budget.check(planned, run_dir if chief else None, memory=strategy is None)
     with distribute.scope(strategy):
         model = mkr_model.build_model(config, data)
+        model.schedule_learning_rates(*_steps_per_run(config, data))
     best_weights = BestWeights(model)
     checkpoint = _checkpoint(model, tf.Variable("", dtype=tf.string, trainable=False),
                              best_weights)
@@ -363,6 +365,14 @@ def _epoch_ratings(config: MKRConfig, data: mkr_data.MKRData, epoch: int) -> np.
         ratings = negatives.with_fresh_negatives(
             data.train, data.n_items, config.rs_negatives, (config.seed, epoch, 3))
     return mkr_data.shuffled(ratings, (config.seed, epoch, 0))
+
+
+def _steps_per_run(config: MKRConfig, data: mkr_data.MKRData) -> tuple[int, int]:
+    """The RS and the KGE steps of all `config.n_epochs` epochs (every epoch trains on as
+    many rows as the first)."""
+    kge_epochs = len(range(1, config.n_epochs + 1, config.kge_interval)) if config.use_kge else 0
+    return (config.n_epochs * math.ceil(len(_epoch_ratings(config, data, 1)) / config.batch_size),
+            kge_epochs * math.ceil(len(data.kg) / config.batch_size))
 
 
 def _size(path: os.PathLike | None) -> int:

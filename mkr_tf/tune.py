@@ -99,6 +99,7 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "lr_rs": _log_uniform(1e-4, 3e-2),
     "lr_kge": _log_uniform(1e-4, 3e-2),
     "kge_interval": _choice(1, 2, 3),
+    "lr_schedule": _choice(*mkr_config.LR_SCHEDULES),
     "init_scale": _log_uniform(0.01, 0.5),
     "rs_loss": _choice(*mkr_config.RS_LOSSES),
     "rs_negatives": _choice(0, 4),
@@ -141,6 +142,18 @@ def suggest(trial, space: dict[str, Callable[[Any, str], Any]] = SEARCH_SPACE,
         if name not in params and _has_effect(name, params):
             params[name] = draw(trial, name)
     return params
+
+
+def preset_epochs(settings: dict[str, Any], max_epochs: int, best_epoch: int) -> int:
+    """The epochs of a preset whose trial trained `max_epochs` and kept `best_epoch`.
+
+    A cosine schedule spans the whole run, so the preset keeps the trial's length to train as
+    the trial did. Otherwise it leaves room past the search's best epoch, since another split's
+    best comes earlier or later.
+    """
+    if settings.get("lr_schedule") == "cosine":
+        return max_epochs
+    return min(max_epochs, best_epoch + 2)
 
 
 def parse_fixed(pairs: list[str]) -> dict[str, Any]:
@@ -356,9 +369,9 @@ def search(search: Search, data, trials: int, command: str,
         raise errors.MKRError(f"{search.study_dir / STUDY_FILE}: no trial finished unpruned; "
                               f"run more --trials")
     best = study.best_trial
-    # Room past the search's best epoch, since another split's best comes earlier or later.
-    settings = dict(search.fixed, **best.params, select_on=search.objective,
-                    n_epochs=min(search.max_epochs, best.user_attrs["best_epoch"] + 2))
+    settings = dict(search.fixed, **best.params, select_on=search.objective)
+    settings["n_epochs"] = preset_epochs(settings, search.max_epochs,
+                                         best.user_attrs["best_epoch"])
     preset_path = search.study_dir / PRESET_FILE
     presets.write(preset_path, search.dataset, settings, found_by=command,
                   objective=search.objective, trial=best.number, trials=len(study.trials),

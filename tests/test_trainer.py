@@ -264,9 +264,11 @@ class TrainTest(tf.test.TestCase):
         dataset = data.build_dataset(ratings, kg, seed=0, log=lambda _: None)
         # rs_negatives, kge_negatives and history_dropout: a resumed epoch must draw its fresh
         # negatives, corrupted tails and thinned histories as before too.
+        # lr_schedule: a resumed run must go on along the same learning-rate curve.
         config = MKRConfig(n_epochs=3, batch_size=24, kge_interval=1, seed=2, rs_negatives=2,
                            kge_negatives=2, history_length=4, history_dropout=0.5,
-                           kge_model=kge_model, tie_item_entity=kge_model == "transe")
+                           kge_model=kge_model, tie_item_entity=kge_model == "transe",
+                           lr_schedule="cosine")
 
         plain = trainer.train(config, dataset, self.create_tempdir().full_path, "t",
                               log=lambda _: None)
@@ -308,7 +310,8 @@ class TrainingOptionsTest(tf.test.TestCase):
         for options in ({"rs_negatives": 2}, {"init_scale": 0.1}, {"use_biases": True},
                         {"residual": True}, {"tie_item_entity": True}, {"rs_loss": "softmax"},
                         {"kge_negatives": 2}, {"history_length": 8}, {"item_neighbours": 2},
-                        {"kge_model": "transe", "kge_negatives": 2}):
+                        {"kge_model": "transe", "kge_negatives": 2},
+                        {"lr_schedule": "cosine"}):
             with self.subTest(**options):
                 self.assertNotEqual(self._train(**options)["history"][-1]["rs_loss"],
                                     paper["history"][-1]["rs_loss"])
@@ -349,6 +352,33 @@ class TrainingOptionsTest(tf.test.TestCase):
         self.assertEqual(results["eval_ndcg@10"], best["eval_ndcg@10"])
         self.assertEqual(results["test_auc"], best["test_auc"])
         self.assertNotIn("eval_ndcg@10", self._train()["history"][0])
+
+    def test_cosine_schedule_falls_to_zero_over_each_tasks_steps(self):
+        ratings, kg = two_taste_dataset(n_users=80)
+        dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
+        config = MKRConfig(n_epochs=3, batch_size=64, lr_rs=0.01, lr_kge=0.004, kge_interval=2,
+                           lr_schedule="cosine")
+        rates = []
+
+        class RecordRates(trainer.TrainingCallback):
+            def on_epoch_end(self, epoch, record, model):
+                rates.append((float(model.rs_optimizer.learning_rate),
+                              float(model.kge_optimizer.learning_rate)))
+
+        model = trainer.train(config, dataset, self.create_tempdir().full_path, "two_taste",
+                              log=lambda _: None, callbacks=[RecordRates()]).model
+        rs_steps = -(-len(dataset.train) // 64)
+        kge_steps = -(-len(dataset.kg) // 64)
+        # KGE passes run on epochs 1 and 3 of 3.
+        self.assertEqual(int(model.rs_optimizer.iterations), 3 * rs_steps)
+        self.assertEqual(int(model.kge_optimizer.iterations), 2 * kge_steps)
+        half_cosine = lambda done: 0.5 * (1 + np.cos(np.pi * done))
+        self.assertAllClose(rates[0], (0.01 * half_cosine(1 / 3), 0.004 * half_cosine(1 / 2)))
+        self.assertAllClose(rates[-1], (0.0, 0.0))
+        constant = trainer.train(dataclasses.replace(config, lr_schedule="constant"), dataset,
+                                 self.create_tempdir().full_path, "two_taste",
+                                 log=lambda _: None).model
+        self.assertAllClose(float(constant.rs_optimizer.learning_rate), 0.01)
 
     def test_init_scale_sets_the_rows_scale(self):
         ratings, kg = two_taste_dataset()

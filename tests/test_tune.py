@@ -97,6 +97,12 @@ class TuneTest(tf.test.TestCase):
         written = presets.read(pathlib.Path(study_dir) / tune.PRESET_FILE)
         self.assertEqual(written["kge_model"], "transe")
 
+    def test_a_cosine_preset_keeps_the_trials_length(self):
+        # The schedule's curve is fixed by the run's length: a shorter run would decay faster.
+        self.assertEqual(tune.preset_epochs({"lr_schedule": "cosine"}, 20, 7), 20)
+        self.assertEqual(tune.preset_epochs({"lr_schedule": "constant"}, 20, 7), 9)
+        self.assertEqual(tune.preset_epochs({}, 20, 19), 20)
+
     def test_fixed_settings_are_checked_before_searching_and_bind_the_study(self):
         study_dir = self.create_tempdir().full_path
         for fixed, message in (
