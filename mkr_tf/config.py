@@ -210,6 +210,11 @@ class MKRConfig:
         settings.update(overrides)
         return cls(**settings)
 
+    def runs_kge(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (from 1) has a KGE pass: the authors run it on epochs 1,
+        1 + kge_interval, 1 + 2·kge_interval, …"""
+        return self.use_kge and (epoch - 1) % self.kge_interval == 0
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

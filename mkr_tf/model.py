@@ -119,9 +119,6 @@ class MKR(keras.Model):
                              SVD++; a training row's own item is left out of its mean (as in FISM)
         use_user_embedding=False  with history_length: no U; the user tower's input is the
                              history mean alone, as in FISM
-        lr_schedule="cosine"  each task's Adam rate falls from lr_rs or lr_kge to 0 along a half
-                             cosine over that task's steps of the whole run
-                             (`schedule_learning_rates`)
         history_dropout = p  with history_length: in training, each item of N(u) is left out
                              of the mean with probability p, drawn afresh each RS step
         item_neighbours = n  the item's input to the cross&compress units is
@@ -132,6 +129,9 @@ class MKR(keras.Model):
                              entity's own vector (with `tie_item_entity` too), and a KGE triple's
                              own tail is left out of its head's mean, so that the KGE task predicts
                              a tail from the item's other tails rather than from itself
+        lr_schedule="cosine"  each task's Adam rate falls from lr_rs or lr_kge to 0 along a half
+                             cosine over that task's steps of the whole run
+                             (`schedule_learning_rates`)
 
     `rec_step` and `kg_step` each apply their own Adam to the variables their own loss
     depends on; the item/entity tables and the cross&compress units belong to both. Their
@@ -167,6 +167,8 @@ class MKR(keras.Model):
         self.use_inner_product = bool(use_inner_product)
         self.lr_rs, self.lr_kge = float(lr_rs), float(lr_kge)
         self.lr_schedule = lr_schedule
+        # The whole run's steps of each task, which `schedule_learning_rates` sets.
+        self.decay_steps: dict[str, int] | None = None
         self.optimizer_name = optimizer
         self.cross_unit = cross_unit
         self.init_scale = float(init_scale)
@@ -255,21 +257,13 @@ class MKR(keras.Model):
         self._build_all()
 
     def schedule_learning_rates(self, rs_steps: int, kge_steps: int) -> None:
-        """With lr_schedule="cosine", each optimizer's rate falls from its task's rate to 0
-        over `rs_steps` RS or `kge_steps` KGE steps, the whole run's. The rate is a function of
-        the optimizer's step count, which checkpoints keep, so a resumed run goes on along the
-        same curve. Call it before training and before restoring a checkpoint, in the
-        distribution strategy's scope: it makes both optimizers anew."""
-        if self.lr_schedule != "cosine":
-            return
-        # Keras cannot swap a built optimizer's rate for a schedule and still checkpoint it.
-        self.rs_optimizer = mkr_optimizers.make_optimizer(
-            self.optimizer_name, keras.optimizers.schedules.CosineDecay(self.lr_rs, max(rs_steps, 1)))
-        self.kge_optimizer = mkr_optimizers.make_optimizer(
-            self.optimizer_name,
-            keras.optimizers.schedules.CosineDecay(self.lr_kge, max(kge_steps, 1)))
-        self.rs_optimizer.build(self.rs_variables)
-        self.kge_optimizer.build(self.kge_variables)
+        """Sets the whole run's RS and KGE steps, over which lr_schedule="cosine" lowers each
+        task's rate from lr_rs or lr_kge to 0. Call it before the training steps are traced.
+
+        The rate is a function of the optimizer's step count, which checkpoints keep: a resumed
+        run goes on along the same curve, unless it is given more epochs, which redraws the
+        curve over the longer run."""
+        self.decay_steps = {"rs": max(int(rs_steps), 1), "kge": max(int(kge_steps), 1)}
 
     def _build_all(self):
         ids = tf.zeros([1], tf.int64)
@@ -455,8 +449,18 @@ class MKR(keras.Model):
 
     # --- training steps --------------------------------------------------------------------------
 
-    @staticmethod
-    def _apply(optimizer, loss, tape, variables):
+    def _apply(self, task, loss, tape, variables):
+        optimizer, rate = ((self.rs_optimizer, self.lr_rs) if task == "rs"
+                           else (self.kge_optimizer, self.lr_kge))
+        if self.lr_schedule == "cosine":
+            if self.decay_steps is None:
+                raise errors.ConfigError("lr_schedule=cosine: call schedule_learning_rates with "
+                                         "the run's steps before training")
+            # Assigned to Adam's own rate variable rather than given to it as a schedule, so
+            # that the optimizers hold the same variables whatever the schedule, and a run's
+            # weights load into a model built from its settings alone.
+            optimizer.learning_rate.assign(keras.optimizers.schedules.CosineDecay(
+                rate, self.decay_steps[task])(optimizer.iterations))
         gradients = tape.gradient(loss, variables)
         # The last cross&compress unit's other-task half has no gradient; like TF1's minimize,
         # such variables are left alone rather than fed zeros that would still move Adam.
@@ -499,7 +503,7 @@ class MKR(keras.Model):
                 _masked(item_vectors, row_weights)) + _replica_part(tf.add_n(
                 [_l2(w) for w in self._rs_penalised_kernels()]), global_batch_size)
             loss = base_loss + self.l2_weight * l2_loss
-        self._apply(self.rs_optimizer, loss, tape, self.rs_variables)
+        self._apply("rs", loss, tape, self.rs_variables)
         return {"rs_loss": loss, "rs_base_loss": base_loss, "rs_l2_loss": l2_loss}
 
     def kg_update(self, batch, global_batch_size=None):
@@ -534,7 +538,7 @@ class MKR(keras.Model):
             if kernels:
                 l2_loss += _replica_part(tf.add_n([_l2(w) for w in kernels]), global_batch_size)
             loss = base_loss + self.l2_weight * l2_loss
-        self._apply(self.kge_optimizer, loss, tape, self.kge_variables)
+        self._apply("kge", loss, tape, self.kge_variables)
         rmse = _batch_mean(tf.sqrt(
             tf.reduce_sum(tf.square(tail_vectors - predicted_tails), axis=-1) / self.dim),
             global_batch_size, row_weights)

@@ -87,8 +87,7 @@ def moments(optimizer: keras.optimizers.Adam, variable) -> list[keras.Variable]:
     return [optimizer._momentums[index], optimizer._velocities[index]]  # pylint: disable=protected-access
 
 
-def make_optimizer(name: str, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule
-                   ) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     """The optimizer `name` ("lazy_adam" or "adam") with TF1 Adam's epsilon (1e-8).
 
     The authors' code used TF1's dense Adam ("adam" here); "lazy_adam" is this package's faster default.

@@ -1,6 +1,5 @@
 """Console progress of a training run: a live bar on a terminal, plain lines elsewhere."""
 
-import math
 import shutil
 import sys
 import threading
@@ -76,8 +75,7 @@ class ProgressCallback(trainer.TrainingCallback):
 
     def on_train_begin(self, model, config, data, run_dir) -> None:
         self._model, self._config = model, config
-        self._rs_steps = math.ceil(len(data.train) / config.batch_size)
-        self._kg_steps = math.ceil(len(data.kg) / config.batch_size)
+        self._rs_steps, self._kg_steps = trainer.steps_per_pass(config, data)
         self._epoch_start_step = self.steps_done()
         self._epoch_start_time = time.perf_counter()
         # No step yet: a new run, at epoch 1. A resumed run's epoch is known once one ends.
@@ -141,10 +139,9 @@ class ProgressCallback(trainer.TrainingCallback):
         self.stream.flush()
 
     def _epoch_steps(self) -> int:
-        # The authors run the KGE pass on epochs 1, 1 + kge_interval, ...; a resumed run's first
-        # epoch is unknown here, and counted without one (the bar then stops full).
-        kge_epoch = (self._config.use_kge and self._epoch is not None
-                     and (self._epoch - 1) % self._config.kge_interval == 0)
+        # A resumed run's first epoch is unknown here, and counted without a KGE pass (the bar
+        # then stops full).
+        kge_epoch = self._epoch is not None and self._config.runs_kge(self._epoch)
         return self._rs_steps + (self._kg_steps if kge_epoch else 0)
 
     def _render(self, finished: bool = False) -> str:

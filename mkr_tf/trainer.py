@@ -252,8 +252,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
             _check_finite(rs_losses, "RS", epoch)
             record.update({k: float(v) for k, v in rs_losses.items() if k.startswith("rs_")})
 
-            # The authors run the KGE pass on epochs 1, 1 + kge_interval, 1 + 2·kge_interval, …
-            if config.use_kge and (epoch - 1) % config.kge_interval == 0:
+            if config.runs_kge(epoch):
                 triples = mkr_data.shuffled(data.kg, (config.seed, epoch, 1))
                 step_start = time.perf_counter()
                 kge_losses = runner.kg_epoch(triples, config.batch_size)
@@ -367,12 +366,18 @@ def _epoch_ratings(config: MKRConfig, data: mkr_data.MKRData, epoch: int) -> np.
     return mkr_data.shuffled(ratings, (config.seed, epoch, 0))
 
 
+def steps_per_pass(config: MKRConfig, data: mkr_data.MKRData) -> tuple[int, int]:
+    """The steps of an RS pass and of a KGE pass (every epoch trains on as many rows as the
+    first)."""
+    return (math.ceil(len(_epoch_ratings(config, data, 1)) / config.batch_size),
+            math.ceil(len(data.kg) / config.batch_size))
+
+
 def _steps_per_run(config: MKRConfig, data: mkr_data.MKRData) -> tuple[int, int]:
-    """The RS and the KGE steps of all `config.n_epochs` epochs (every epoch trains on as
-    many rows as the first)."""
-    kge_epochs = len(range(1, config.n_epochs + 1, config.kge_interval)) if config.use_kge else 0
-    return (config.n_epochs * math.ceil(len(_epoch_ratings(config, data, 1)) / config.batch_size),
-            kge_epochs * math.ceil(len(data.kg) / config.batch_size))
+    """The RS and the KGE steps of all `config.n_epochs` epochs."""
+    rs_steps, kge_steps = steps_per_pass(config, data)
+    kge_epochs = sum(config.runs_kge(epoch) for epoch in range(1, config.n_epochs + 1))
+    return config.n_epochs * rs_steps, kge_epochs * kge_steps
 
 
 def _size(path: os.PathLike | None) -> int:

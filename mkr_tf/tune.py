@@ -99,6 +99,8 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "lr_rs": _log_uniform(1e-4, 3e-2),
     "lr_kge": _log_uniform(1e-4, 3e-2),
     "kge_interval": _choice(1, 2, 3),
+    # The median rule judges a cosine trial mid-run, before its small late steps, against
+    # constant-rate ones: fix it per study (--fix=lr_schedule=...) to compare like with like.
     "lr_schedule": _choice(*mkr_config.LR_SCHEDULES),
     "init_scale": _log_uniform(0.01, 0.5),
     "rs_loss": _choice(*mkr_config.RS_LOSSES),

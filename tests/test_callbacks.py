@@ -166,9 +166,9 @@ class ProgressTest(tf.test.TestCase):
         super().setUp()
         self.model = types.SimpleNamespace(rs_optimizer=FakeOptimizer(),
                                            kge_optimizer=FakeOptimizer())
-        self.config = types.SimpleNamespace(n_epochs=2, batch_size=25, use_kge=True,
-                                            kge_interval=2)
-        self.dataset = types.SimpleNamespace(train=np.zeros([100, 3]), kg=np.zeros([50, 3]))
+        self.config = MKRConfig(n_epochs=2, batch_size=25, kge_interval=2)
+        self.dataset = types.SimpleNamespace(train=np.zeros([100, 3], np.int64),
+                                             kg=np.zeros([50, 3], np.int64))
 
     def _step(self, rs=0, kge=0):
         self.model.rs_optimizer.iterations.assign_add(rs)

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import pathlib
+import warnings
 from unittest import mock
 
 import numpy as np
@@ -356,29 +357,58 @@ class TrainingOptionsTest(tf.test.TestCase):
     def test_cosine_schedule_falls_to_zero_over_each_tasks_steps(self):
         ratings, kg = two_taste_dataset(n_users=80)
         dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
-        config = MKRConfig(n_epochs=3, batch_size=64, lr_rs=0.01, lr_kge=0.004, kge_interval=2,
-                           lr_schedule="cosine")
-        rates = []
+        positives = int((dataset.train[:, 2] == 1).sum())
+        # The RS rows of an epoch: every row, the positives alone (softmax), or each positive
+        # with 2 fresh negatives.
+        for options, rs_rows in (({}, len(dataset.train)),
+                                 ({"rs_loss": "softmax"}, positives),
+                                 ({"rs_negatives": 2}, 3 * positives)):
+            with self.subTest(**options):
+                config = MKRConfig(n_epochs=3, batch_size=64, lr_rs=0.01, lr_kge=0.004,
+                                   kge_interval=2, lr_schedule="cosine", **options)
+                rates = []
 
-        class RecordRates(trainer.TrainingCallback):
-            def on_epoch_end(self, epoch, record, model):
-                rates.append((float(model.rs_optimizer.learning_rate),
-                              float(model.kge_optimizer.learning_rate)))
+                class RecordRates(trainer.TrainingCallback):
+                    def on_epoch_end(self, epoch, record, model):
+                        rates.append((float(model.rs_optimizer.learning_rate),
+                                      float(model.kge_optimizer.learning_rate)))
 
-        model = trainer.train(config, dataset, self.create_tempdir().full_path, "two_taste",
-                              log=lambda _: None, callbacks=[RecordRates()]).model
-        rs_steps = -(-len(dataset.train) // 64)
-        kge_steps = -(-len(dataset.kg) // 64)
-        # KGE passes run on epochs 1 and 3 of 3.
-        self.assertEqual(int(model.rs_optimizer.iterations), 3 * rs_steps)
-        self.assertEqual(int(model.kge_optimizer.iterations), 2 * kge_steps)
-        half_cosine = lambda done: 0.5 * (1 + np.cos(np.pi * done))
-        self.assertAllClose(rates[0], (0.01 * half_cosine(1 / 3), 0.004 * half_cosine(1 / 2)))
-        self.assertAllClose(rates[-1], (0.0, 0.0))
-        constant = trainer.train(dataclasses.replace(config, lr_schedule="constant"), dataset,
+                model = trainer.train(config, dataset, self.create_tempdir().full_path,
+                                      "two_taste", log=lambda _: None,
+                                      callbacks=[RecordRates()]).model
+                rs_steps, kge_steps = -(-rs_rows // 64), -(-len(dataset.kg) // 64)
+                # KGE passes run on epochs 1 and 3 of 3.
+                self.assertEqual(int(model.rs_optimizer.iterations), 3 * rs_steps)
+                self.assertEqual(int(model.kge_optimizer.iterations), 2 * kge_steps)
+
+                def half_cosine(done):
+                    return 0.5 * (1 + np.cos(np.pi * done))
+
+                # The rate a step uses is set from the steps before it: after epoch 1, the
+                # last step used the rate of step rs_steps − 1.
+                rs_run, kge_run = 3 * rs_steps, 2 * kge_steps
+                self.assertAllClose(rates[0], (0.01 * half_cosine((rs_steps - 1) / rs_run),
+                                               0.004 * half_cosine((kge_steps - 1) / kge_run)))
+                self.assertAllClose(rates[-1], (0.01 * half_cosine(1 - 1 / rs_run),
+                                                0.004 * half_cosine(1 - 1 / kge_run)))
+        constant = trainer.train(MKRConfig(n_epochs=2, batch_size=64, lr_rs=0.01), dataset,
                                  self.create_tempdir().full_path, "two_taste",
                                  log=lambda _: None).model
         self.assertAllClose(float(constant.rs_optimizer.learning_rate), 0.01)
+
+    def test_a_cosine_runs_weights_load_into_a_model_of_its_settings(self):
+        ratings, kg = two_taste_dataset(n_users=60)
+        dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
+        config = MKRConfig(n_epochs=1, batch_size=64, lr_schedule="cosine")
+        run_dir = pathlib.Path(self.create_tempdir().full_path)
+        trained = trainer.train(config, dataset, run_dir, "two_taste", log=lambda _: None)
+        rebuilt = mkr_model.build_model(config, trained.data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rebuilt.load_weights(run_dir / runs.BEST_WEIGHTS_FILE)
+        self.assertEqual([str(w.message) for w in caught], [])
+        self.assertEqual(int(rebuilt.rs_optimizer.iterations),
+                         int(trained.model.rs_optimizer.iterations))
 
     def test_init_scale_sets_the_rows_scale(self):
         ratings, kg = two_taste_dataset()

@@ -97,6 +97,15 @@ class TuneTest(tf.test.TestCase):
         written = presets.read(pathlib.Path(study_dir) / tune.PRESET_FILE)
         self.assertEqual(written["kge_model"], "transe")
 
+    def test_the_preset_takes_its_epochs_from_the_schedule(self):
+        study_dir = self.create_tempdir().full_path
+        search = self._search(study_dir, fixed={"lr_schedule": "cosine"})
+        with mock.patch.object(tune, "preset_epochs", autospec=True, return_value=7) as epochs:
+            settings = tune.search(search, _dataset(), 1, "x", log=lambda _: None)
+        self.assertEqual(epochs.call_args.args[0]["lr_schedule"], "cosine")
+        self.assertEqual(epochs.call_args.args[1], search.max_epochs)
+        self.assertEqual(settings["n_epochs"], 7)
+
     def test_a_cosine_preset_keeps_the_trials_length(self):
         # The schedule's curve is fixed by the run's length: a shorter run would decay faster.
         self.assertEqual(tune.preset_epochs({"lr_schedule": "cosine"}, 20, 7), 20)
