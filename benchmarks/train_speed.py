@@ -15,6 +15,7 @@ from mkr_tf import cli
 from mkr_tf import data as mkr_data
 from mkr_tf import engine
 from mkr_tf import model as mkr_model
+from mkr_tf import trainer
 from mkr_tf.config import MKRConfig
 
 flags.DEFINE_list("datasets", ["book", "music"], "Datasets to time.")
@@ -26,7 +27,9 @@ FLAGS = flags.FLAGS
 def time_dataset(name: str, optimizer: str) -> dict:
     data = mkr_data.load_dataset(name, *cli.default_folders(), seed=0, log=lambda _: None)
     config = MKRConfig.for_dataset(name, optimizer=optimizer)
-    runner = engine.LocalRunner(mkr_model.build_model(config, data))
+    model = mkr_model.build_model(config, data)
+    model.schedule_learning_rates(*trainer.steps_per_run(config, data))
+    runner = engine.LocalRunner(model)
     rs_seconds, kge_seconds = [], []
     for epoch in range(FLAGS.epochs + 1):
         start = time.perf_counter()

@@ -454,8 +454,8 @@ class MKR(keras.Model):
                            else (self.kge_optimizer, self.lr_kge))
         if self.lr_schedule == "cosine":
             if self.decay_steps is None:
-                raise errors.ConfigError("lr_schedule=cosine: call schedule_learning_rates with "
-                                         "the run's steps before training")
+                raise RuntimeError("lr_schedule=cosine: call schedule_learning_rates with the "
+                                   "run's steps before training")
             # Assigned to Adam's own rate variable rather than given to it as a schedule, so
             # that the optimizers hold the same variables whatever the schedule, and a run's
             # weights load into a model built from its settings alone.

@@ -198,7 +198,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
     budget.check(planned, run_dir if chief else None, memory=strategy is None)
     with distribute.scope(strategy):
         model = mkr_model.build_model(config, data)
-        model.schedule_learning_rates(*_steps_per_run(config, data))
+        model.schedule_learning_rates(*steps_per_run(config, data))
     best_weights = BestWeights(model)
     checkpoint = _checkpoint(model, tf.Variable("", dtype=tf.string, trainable=False),
                              best_weights)
@@ -373,7 +373,7 @@ def steps_per_pass(config: MKRConfig, data: mkr_data.MKRData) -> tuple[int, int]
             math.ceil(len(data.kg) / config.batch_size))
 
 
-def _steps_per_run(config: MKRConfig, data: mkr_data.MKRData) -> tuple[int, int]:
+def steps_per_run(config: MKRConfig, data: mkr_data.MKRData) -> tuple[int, int]:
     """The RS and the KGE steps of all `config.n_epochs` epochs."""
     rs_steps, kge_steps = steps_per_pass(config, data)
     kge_epochs = sum(config.runs_kge(epoch) for epoch in range(1, config.n_epochs + 1))
