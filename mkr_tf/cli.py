@@ -73,7 +73,15 @@ def run(name: str, body: Callable[[], None],
             finish(2)
         finish()
 
-    app.run(main)
+    def parse_flags(argv):
+        # absl's own parser prints two lines and exits 1; a bad flag value is bad input.
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as error:
+            print(f"{name}: error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(main, flags_parser=parse_flags)
 
 
 def finish(code: int = 0) -> None:

@@ -71,6 +71,15 @@ def test_help_exits_0_without_tensorflow(help_texts, module):
     assert "Flags:" in result.stdout and "--" in result.stdout.partition("Flags:")[2]
 
 
+@pytest.mark.parametrize("flag", ["--lr_schedule=linear", "--dim=abc", "--no_such_flag=1"])
+def test_a_bad_flag_is_one_line_and_exit_code_2(flag):
+    result = subprocess.run([sys.executable, "-m", "mkr_tf.train", flag, "--noexport"], cwd=REPO,
+                            text=True, capture_output=True, timeout=120, check=False)
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("mkr_tf.train: error: ") and flag.split("=")[0].lstrip("-") in line, line
+
+
 def test_generate_data_help_lists_the_generator_flags(help_texts):
     for flag in ("--output_dir", "--users", "--interactions"):
         assert flag in help_texts["mkr_tf.generate_data"].stdout
