@@ -6,10 +6,12 @@ r"""Searches MKR's hyper-parameters with Optuna: `python -m mkr_tf.tune --datase
   python -m mkr_tf.train --dataset=music --preset=studies/music/preset.json
 
 Each trial trains MKR (`SEARCH_SPACE`: the paper's knobs and the training options beyond it) on
-the split of --seed, with TPE sampling. The objective is the eval AUC plus, with the default
---objective=auc+ndcg@10, the eval NDCG@10 over the whole catalogue, of the epoch that maximises
-it (`--select_on` of train); a trial is pruned (median rule) on that figure after each epoch. Only the eval split is read: the test split of the
-data never enters the process. The study lives in DIR/study.db (SQLite), so a killed search
+the split of each of --seeds, with TPE sampling. The objective is the eval AUC plus, with the
+default --objective=auc+ndcg@10, the eval NDCG@10 over the whole catalogue, of the epoch that
+maximises it (`--select_on` of train), averaged over the seeds: one split's figure moves by about
+±0.005 from seed to seed, more than many of the differences a search weighs. A trial is pruned
+(median rule) on that figure after each epoch of each seed. Only the eval split is read: the
+test split of the data never enters the process. The study lives in DIR/study.db (SQLite), so a killed search
 resumes where it stopped when the same command is run again; --trials counts the finished
 trials of the study, resumed ones included. Each trial prints one line; at the end the best
 settings and their eval figures are printed and written as the preset file DIR/preset.json,
@@ -181,6 +183,15 @@ def parse_fixed(pairs: list[str]) -> dict[str, Any]:
     return fixed
 
 
+def parse_seeds(texts: list[str]) -> tuple[int, ...]:
+    """The integer seeds of --seeds."""
+    try:
+        return tuple(int(text) for text in texts)
+    except ValueError:
+        raise errors.ConfigError(f"--seeds={','.join(texts)}: expected integers, such as "
+                                 f"1,2,3") from None
+
+
 def without_test(data):
     """`data` with its test split replaced by the eval split, so that a search cannot read it."""
     return dataclasses.replace(data, test=data.eval)
@@ -193,7 +204,8 @@ class Search:
     study_dir: pathlib.Path
     max_epochs: int = 20
     patience: int = 3
-    seed: int = 0
+    # Each trial trains on the split of every one of these seeds; its objective is their mean.
+    seeds: tuple[int, ...] = (0,)
     objective: str = "auc+ndcg@10"
     space: dict[str, Callable[[Any, str], Any]] = dataclasses.field(
         default_factory=lambda: dict(SEARCH_SPACE))
@@ -203,6 +215,8 @@ class Search:
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise errors.ConfigError(f"seeds must be distinct and at least one, got {self.seeds}")
         if self.objective not in OBJECTIVES:
             raise errors.ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         for name in self.fixed:
@@ -241,10 +255,11 @@ class Search:
     def storage_url(self) -> str:
         return f"sqlite:///{(self.study_dir / STUDY_FILE).resolve()}"
 
-    def config(self, params: dict[str, Any]) -> mkr_config.MKRConfig:
-        """A trial's settings: `params` over the paper's, the epoch kept by the objective."""
+    def config(self, params: dict[str, Any], seed: int) -> mkr_config.MKRConfig:
+        """A trial's settings on `seed`'s split: `params` over the paper's, the epoch kept by the
+        objective."""
         return mkr_config.MKRConfig.for_dataset(self.dataset, preset=presets.PAPER,
-                                                n_epochs=self.max_epochs, seed=self.seed,
+                                                n_epochs=self.max_epochs, seed=seed,
                                                 select_on=self.objective, **params)
 
     def open_study(self):
@@ -270,7 +285,7 @@ class Search:
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         # A sampler seeded by the finished count: a resumed search does not redraw the
         # random start-up points it already tried.
-        study.sampler = optuna.samplers.TPESampler(seed=self.seed * 10_007 + len(finished(study)))
+        study.sampler = optuna.samplers.TPESampler(seed=self.seeds[0] * 10_007 + len(finished(study)))
         return study
 
 
@@ -279,34 +294,45 @@ def finished(study) -> list:
                                                     optuna.trial.TrialState.PRUNED))
 
 
-def _pruning_callback(trial):
+def _pruning_callback(trial, first_step=0):
     """Reports each epoch's eval selection figure (AUC, or AUC + NDCG@10 as the objective says)
-    to the trial and stops the run once Optuna prunes it."""
+    to the trial, as step `first_step` + epoch, and stops the run once Optuna prunes it."""
 
     class Pruning(trainer.TrainingCallback):
         def on_epoch_end(self, epoch, record, model) -> None:
-            trial.report(record["eval_selection"], epoch)
+            trial.report(record["eval_selection"], first_step + epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"eval {record['eval_selection']:.4f} at epoch {epoch}")
 
     return Pruning()
 
 
-def run_trial(search: Search, data, trial) -> float:
-    """Trains the trial's settings on `data` (no test split) and returns its objective."""
+def run_trial(search: Search, datasets, trial) -> float:
+    """Trains the trial's settings on each of `datasets` (the splits of `search.seeds`, without
+    test splits) and returns its objective, the mean over them."""
     params = suggest(trial, search.space, search.fixed)
-    config = search.config(params)
-    with tempfile.TemporaryDirectory(prefix="trial-", dir=search.study_dir) as run_dir:
-        run = trainer.train(config, data, run_dir, search.dataset, log=lambda _: None,
-                            callbacks=[_pruning_callback(trial)], patience=search.patience)
-    results = run.results
-    evaluator = metrics.TopKEvaluator(run.data.train, run.data.eval, run.data.n_items, (10,))
-    ranking, beyond = evaluator.evaluate(run.model)
-    figures = {"eval_auc": results["eval_auc"], "eval_ndcg@10": ranking["ndcg@10"],
-               "eval_distinct@10": beyond["distinct@10"], "best_epoch": results["best_epoch"],
-               "train_seconds": results["train_seconds"]}
+    per_seed = []
+    for index, (seed, data) in enumerate(zip(search.seeds, datasets, strict=True)):
+        with tempfile.TemporaryDirectory(prefix="trial-", dir=search.study_dir) as run_dir:
+            run = trainer.train(search.config(params, seed), data, run_dir, search.dataset,
+                                log=lambda _: None, patience=search.patience,
+                                callbacks=[_pruning_callback(trial, index * search.max_epochs)])
+        evaluator = metrics.TopKEvaluator(run.data.train, run.data.eval, run.data.n_items, (10,))
+        ranking, beyond = evaluator.evaluate(run.model)
+        per_seed.append({"eval_auc": run.results["eval_auc"], "eval_ndcg@10": ranking["ndcg@10"],
+                         "eval_distinct@10": beyond["distinct@10"],
+                         "best_epoch": run.results["best_epoch"],
+                         "train_seconds": run.results["train_seconds"]})
+    figures = {name: sum(seed[name] for seed in per_seed) / len(per_seed)
+               for name in ("eval_auc", "eval_ndcg@10", "eval_distinct@10")}
+    # The latest best epoch of any seed, so that a preset trains long enough for each.
+    figures["best_epoch"] = max(seed["best_epoch"] for seed in per_seed)
+    figures["train_seconds"] = sum(seed["train_seconds"] for seed in per_seed)
     for name, value in figures.items():
         trial.set_user_attr(name, value)
+    if len(per_seed) > 1:
+        trial.set_user_attr("objective_per_seed", [
+            trainer.selection_figure(seed, search.objective) for seed in per_seed])
     return trainer.selection_figure(figures, search.objective)
 
 
@@ -319,7 +345,11 @@ def _log_hparams(search: Search, trial) -> None:
         tf.summary.scalar("objective", trial.value if trial.value is not None else float("nan"),
                           step=0)
         for name, value in trial.user_attrs.items():
-            tf.summary.scalar(name, float(value), step=0)
+            if name == "objective_per_seed":
+                for seed, objective in zip(search.seeds, value):
+                    tf.summary.scalar(f"objective_seed_{seed}", objective, step=0)
+            else:
+                tf.summary.scalar(name, float(value), step=0)
 
 
 def _describe(trial) -> str:
@@ -330,7 +360,9 @@ def _describe(trial) -> str:
                 f"{trial.intermediate_values.get(last_epoch, float('nan')):.4f})")
     if trial.state != optuna.trial.TrialState.COMPLETE:
         return str(trial.state.name.lower())
-    return (f"eval AUC {attrs['eval_auc']:.4f} NDCG@10 {attrs['eval_ndcg@10']:.4f} "
+    seeds = len(attrs.get("objective_per_seed", [None]))
+    over = f" (mean of {seeds} seeds)" if seeds > 1 else ""
+    return (f"eval AUC {attrs['eval_auc']:.4f} NDCG@10 {attrs['eval_ndcg@10']:.4f}{over} "
             f"distinct@10 {attrs['eval_distinct@10']:.0f} (epoch {attrs['best_epoch']}, "
             f"{attrs['train_seconds']:.0f}s training)")
 
@@ -340,13 +372,14 @@ def _settings_text(params: dict[str, Any], separator: str = " ") -> str:
                           for name, value in params.items())
 
 
-def search(search: Search, data, trials: int, command: str,
+def search(search: Search, datasets, trials: int, command: str,
            log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Runs the study until it has `trials` finished trials; writes and returns the best preset."""
+    """Runs the study until it has `trials` finished trials; writes and returns the best preset.
+    `datasets` holds the split of each of `search.seeds`, in their order."""
     study = search.open_study()
     if search.start_from is not None and not study.trials:
         study.enqueue_trial(search.start_params())
-    data = without_test(data)
+    datasets = [without_test(data) for data in datasets]
     done = len(finished(study))
     if done:
         log(f"resuming {search.study_dir / STUDY_FILE}: {done} trials finished")
@@ -354,7 +387,7 @@ def search(search: Search, data, trials: int, command: str,
         trial = study.ask()
         start = time.perf_counter()
         try:
-            value = run_trial(search, data, trial)
+            value = run_trial(search, datasets, trial)
             study.tell(trial, value)
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -379,7 +412,7 @@ def search(search: Search, data, trials: int, command: str,
                   objective=search.objective, trial=best.number, trials=len(study.trials),
                   eval={name: best.user_attrs[name]
                         for name in ("eval_auc", "eval_ndcg@10", "eval_distinct@10")},
-                  split_seed=search.seed)
+                  split_seeds=list(search.seeds))
     log(f"best: trial {best.number + 1}: {_describe(best)}")
     log(f"settings: {_settings_text(settings)}")
     log(f"wrote {preset_path}; train with --preset={preset_path}")
@@ -394,7 +427,8 @@ def _define_flags() -> None:
     flags.DEFINE_integer("max_epochs", 20, "Epochs of each trial at most.")
     flags.DEFINE_integer("patience", 3, "A trial stops once its eval AUC has not improved for "
                                         "this many epochs.")
-    flags.DEFINE_integer("seed", 0, "The split and initialisation of every trial.")
+    flags.DEFINE_list("seeds", ["0"], "The splits (and initialisations) every trial trains on; "
+                      "its objective is the mean of their eval figures.")
     flags.DEFINE_enum("objective", "auc+ndcg@10", list(OBJECTIVES),
                       "What a trial is scored by, on the eval split: its best eval AUC, plus that "
                       "epoch's eval NDCG@10 with auc+ndcg@10.")
@@ -422,12 +456,12 @@ def _main():
         raise errors.MKRError(f"--study_dir {study_dir}: holds {foreign[0]}, which is not a "
                               f"study's; choose a new or empty folder")
     command = " ".join(["python -m mkr_tf.tune", *map(shlex.quote, sys.argv[1:])])
-    study = Search(name, study_dir, FLAGS.max_epochs, FLAGS.patience, FLAGS.seed, FLAGS.objective,
-                   start_from=FLAGS.start_from, fixed=parse_fixed(FLAGS.fix))
+    study = Search(name, study_dir, FLAGS.max_epochs, FLAGS.patience, parse_seeds(FLAGS.seeds),
+                   FLAGS.objective, start_from=FLAGS.start_from, fixed=parse_fixed(FLAGS.fix))
     if FLAGS.start_from is not None:
         study.start_params()  # Checked before the data is loaded.
-    data = cli.load_data_from_flags(FLAGS.seed, log=print)
-    search(study, data, FLAGS.trials, command, log=lambda line: print(line, flush=True))
+    datasets = [cli.load_data_from_flags(seed, log=print) for seed in study.seeds]
+    search(study, datasets, FLAGS.trials, command, log=lambda line: print(line, flush=True))
 
 
 def run():

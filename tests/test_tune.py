@@ -12,6 +12,7 @@ import optuna
 import tensorflow as tf
 
 from mkr_tf import data
+from mkr_tf import errors
 from mkr_tf import presets
 from mkr_tf import tune
 from tests.test_trainer import two_taste_dataset
@@ -20,9 +21,9 @@ SMALL_SPACE = {"dim": tune._choice(4, 8), "lr_rs": tune._log_uniform(1e-3, 3e-2)
                "rs_loss": tune._choice("pointwise", "softmax")}
 
 
-def _dataset():
+def _dataset(seed=1):
     ratings, kg = two_taste_dataset(n_users=60, n_items=40, n_ratings_per_user=10)
-    return data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
+    return data.build_dataset(ratings, kg, seed=seed, log=lambda _: None)
 
 
 class TuneTest(tf.test.TestCase):
@@ -34,7 +35,7 @@ class TuneTest(tf.test.TestCase):
     def test_search_writes_a_preset_that_train_reads_and_resumes(self):
         study_dir = pathlib.Path(self.create_tempdir().full_path)
         lines = []
-        settings = tune.search(self._search(study_dir), _dataset(), 2, "python -m mkr_tf.tune x",
+        settings = tune.search(self._search(study_dir), [_dataset()], 2, "python -m mkr_tf.tune x",
                                log=lines.append)
         trial_lines = [line for line in lines if line.startswith("trial")]
         self.assertLen(trial_lines, 2)
@@ -59,7 +60,7 @@ class TuneTest(tf.test.TestCase):
         interrupted = study.ask()
         del interrupted
         lines.clear()
-        tune.search(self._search(study_dir), _dataset(), 3, "again", log=lines.append)
+        tune.search(self._search(study_dir), [_dataset()], 3, "again", log=lines.append)
         self.assertIn("resuming", lines[0])
         self.assertLen([line for line in lines if line.startswith("trial")], 1)
         states = [t.state for t in optuna.load_study(
@@ -67,16 +68,41 @@ class TuneTest(tf.test.TestCase):
         self.assertEqual(states.count(optuna.trial.TrialState.FAIL), 1)
         self.assertEqual(len(states), 4)
 
+    def test_a_trial_over_several_seeds_scores_their_mean(self):
+        study_dir = pathlib.Path(self.create_tempdir().full_path)
+        search = self._search(study_dir, seeds=(1, 2), objective="auc")
+        tune.search(search, [_dataset(1), _dataset(2)], 1, "x", log=lambda _: None)
+        trial = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials[0]
+        per_seed = trial.user_attrs["objective_per_seed"]
+        self.assertLen(per_seed, 2)
+        # Two splits of one dataset train differently, so the mean is not either one's figure.
+        self.assertNotAlmostEqual(per_seed[0], per_seed[1])
+        self.assertAllClose(trial.value, sum(per_seed) / 2)
+        self.assertAllClose(trial.user_attrs["eval_auc"], trial.value)
+        # Each seed's epochs are reported as steps of their own, for the median rule.
+        self.assertEqual(sorted(trial.intermediate_values),
+                         [1, 2, search.max_epochs + 1, search.max_epochs + 2])
+        document = json.loads((study_dir / tune.PRESET_FILE).read_text())
+        self.assertEqual(document["split_seeds"], [1, 2])
+
+        # Seeds are read as integers, and repeated or missing ones are refused.
+        self.assertEqual(tune.parse_seeds(["1", "2"]), (1, 2))
+        with self.assertRaisesRegex(errors.ConfigError, "--seeds=1,x: expected integers"):
+            tune.parse_seeds(["1", "x"])
+        for seeds in ((), (1, 1)):
+            with self.assertRaisesRegex(errors.ConfigError, "seeds must be distinct"):
+                self._search(study_dir, seeds=seeds)
+
     def test_a_search_starts_from_a_preset(self):
         start = pathlib.Path(self.create_tempdir().full_path) / "start.json"
         presets.write(start, "two_taste", {"dim": 4, "lr_rs": 0.02, "rs_loss": "softmax"})
         study_dir = self.create_tempdir().full_path
         search = self._search(study_dir, start_from=str(start))
-        tune.search(search, _dataset(), 2, "x", log=lambda _: None)
+        tune.search(search, [_dataset()], 2, "x", log=lambda _: None)
         trials = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials
         self.assertEqual(trials[0].params, {"dim": 4, "lr_rs": 0.02, "rs_loss": "softmax"})
         # Resuming does not try the start again.
-        tune.search(search, _dataset(), 3, "x", log=lambda _: None)
+        tune.search(search, [_dataset()], 3, "x", log=lambda _: None)
         trials = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials
         self.assertLen(trials, 3)
         self.assertNotEqual(trials[2].params, trials[0].params)
@@ -87,9 +113,9 @@ class TuneTest(tf.test.TestCase):
         seen = []
         original = tune.Search.config
         with mock.patch.object(tune.Search, "config", autospec=True,
-                               side_effect=lambda self, params: seen.append(
-                                   original(self, params)) or seen[-1]):
-            settings = tune.search(search, _dataset(), 2, "x", log=lambda _: None)
+                               side_effect=lambda self, params, seed: seen.append(
+                                   original(self, params, seed)) or seen[-1]):
+            settings = tune.search(search, [_dataset()], 2, "x", log=lambda _: None)
         self.assertEqual({(c.rs_loss, c.kge_model) for c in seen}, {("softmax", "transe")})
         trials = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials
         self.assertTrue(all(set(t.params) == {"dim", "lr_rs"} for t in trials))
@@ -101,7 +127,7 @@ class TuneTest(tf.test.TestCase):
         study_dir = self.create_tempdir().full_path
         search = self._search(study_dir, fixed={"lr_schedule": "cosine"})
         with mock.patch.object(tune, "preset_epochs", autospec=True, return_value=7) as epochs:
-            settings = tune.search(search, _dataset(), 1, "x", log=lambda _: None)
+            settings = tune.search(search, [_dataset()], 1, "x", log=lambda _: None)
         self.assertEqual(epochs.call_args.args[0]["lr_schedule"], "cosine")
         self.assertEqual(epochs.call_args.args[1], search.max_epochs)
         self.assertEqual(settings["n_epochs"], 7)
@@ -124,13 +150,13 @@ class TuneTest(tf.test.TestCase):
             with self.subTest(**fixed), self.assertRaisesRegex(tune.errors.ConfigError, message):
                 self._search(study_dir, fixed=fixed)
         self._search(study_dir, fixed={"rs_loss": "pointwise", "rs_negatives": 4})
-        tune.search(self._search(study_dir, fixed={"kge_model": "transe"}), _dataset(), 1, "x",
+        tune.search(self._search(study_dir, fixed={"kge_model": "transe"}), [_dataset()], 1, "x",
                     log=lambda _: None)
         # Resuming with other fixed settings, or none, would mix two searches in one study.
         for fixed in ({}, {"kge_model": "mlp"}):
             with self.subTest(fixed=fixed), self.assertRaisesRegex(
                     tune.errors.ConfigError, r"searched with --fix=kge_model=transe; resume it"):
-                tune.search(self._search(study_dir, fixed=fixed), _dataset(), 2, "x",
+                tune.search(self._search(study_dir, fixed=fixed), [_dataset()], 2, "x",
                             log=lambda _: None)
 
     def test_fix_reads_each_value_as_its_settings_type_and_refuses_the_rest(self):
@@ -152,7 +178,7 @@ class TuneTest(tf.test.TestCase):
         search = self._search(study_dir, start_from=str(start))
         with self.assertRaisesRegex(tune.errors.ConfigError,
                                     r"dim=16 is outside the search's \{4, 8\}"):
-            tune.search(search, _dataset(), 1, "x", log=lambda _: None)
+            tune.search(search, [_dataset()], 1, "x", log=lambda _: None)
         self.assertFalse(list(study_dir.glob("trial-*")))
 
     def test_a_start_outside_the_space_is_one_line_before_any_data_is_read(self):
@@ -180,7 +206,7 @@ class TuneTest(tf.test.TestCase):
         poisoned[:, 0] = dataset.n_users + 10
         dataset = dataset.__class__(**{**dataset.__dict__, "test": poisoned})
         study_dir = self.create_tempdir().full_path
-        settings = tune.search(self._search(study_dir, objective="auc"), dataset, 1, "x",
+        settings = tune.search(self._search(study_dir, objective="auc"), [dataset], 1, "x",
                                log=lambda _: None)
         self.assertIn("dim", settings)
 
