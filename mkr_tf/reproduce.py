@@ -83,8 +83,8 @@ VARIANTS = (
     Variant("MKR-DCN", {"cross_unit": "dcn"}, "DCN cross layers in place of cross&compress"),
     Variant("MKR-stitch", {"cross_unit": "stitch"}, "cross-stitch units: four scalars per unit"),
     Variant("MKR w/o KGE", {"use_kge": False}, "the RS task alone, same towers"),
-    Variant(RECOMMENDED_MKR, {}, "the recommended preset, tuned by `mkr_tf.tune` on the eval "
-            "split of seed 0 (mkr_tf/presets/)", preset="recommended"),
+    Variant(RECOMMENDED_MKR, {}, "the recommended preset, tuned by `mkr_tf.tune` on eval "
+            "splits only (mkr_tf/presets/; each file names its splits)", preset="recommended"),
     Variant("MKR (recommended) w/o KGE", {"use_kge": False},
             "the recommended preset's RS task alone", preset="recommended"),
     Variant(RECOMMENDED_WITHOUT_KG, {"use_kge": False}, "the recommended preset's RS task alone, "

@@ -55,7 +55,8 @@ def _define_flags() -> None:
                          "Start the run in --run_dir afresh: remove what an earlier mkr_tf.train "
                          "run wrote there (and nothing else).")
     flags.DEFINE_integer("patience", None,
-                         "Stop once eval AUC has not improved for this many epochs. Default: never.")
+                         "Stop once the eval selection figure (see --select_on) has not improved for "
+                         "this many epochs. Default: never.")
     flags.DEFINE_boolean("resume", False,
                          "Continue the killed run in --run_dir from its last checkpoint (a run "
                          "folder with a checkpoint is resumed anyway; this flag insists on one).")

@@ -184,12 +184,15 @@ def parse_fixed(pairs: list[str]) -> dict[str, Any]:
 
 
 def parse_seeds(texts: list[str]) -> tuple[int, ...]:
-    """The integer seeds of --seeds."""
+    """The seeds of --seeds: distinct integers in [0, 2**32), at least one."""
     try:
-        return tuple(int(text) for text in texts)
+        seeds = tuple(int(text) for text in texts)
     except ValueError:
-        raise errors.ConfigError(f"--seeds={','.join(texts)}: expected integers, such as "
-                                 f"1,2,3") from None
+        seeds = ()
+    if not seeds or len(set(seeds)) != len(seeds) or not all(0 <= s < 2**32 for s in seeds):
+        raise errors.ConfigError(f"--seeds={','.join(texts)}: expected distinct integers from 0 "
+                                 f"to 2**32 - 1, such as 1,2,3")
+    return seeds
 
 
 def without_test(data):
@@ -215,8 +218,7 @@ class Search:
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise errors.ConfigError(f"seeds must be distinct and at least one, got {self.seeds}")
+        parse_seeds([str(seed) for seed in self.seeds])
         if self.objective not in OBJECTIVES:
             raise errors.ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         for name in self.fixed:
@@ -271,22 +273,37 @@ class Search:
             study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=_STARTUP_TRIALS,
                                                n_warmup_steps=_WARMUP_EPOCHS))
-        # A study holds one search: trials of other fixed settings would mislead TPE and the
-        # preset, which takes the fixed settings from the command line.
-        fixed = study.user_attrs.get("fixed")
-        if fixed is None and not study.trials:
-            study.set_user_attr("fixed", self.fixed)
-        elif (fixed or {}) != self.fixed:
-            raise errors.ConfigError(
-                f"{self.study_dir / STUDY_FILE}: this study was searched with --fix="
-                f"{_settings_text(fixed or {}, ',') or '(nothing)'}; resume it with the same, or "
-                f"start a new --study_dir")
+        # A study holds one search: trials of other fixed settings, splits or lengths would
+        # mislead TPE, the median rule (which compares trials step by step) and the preset,
+        # which takes them from the command line.
+        current = {"fixed": self.fixed, "seeds": list(self.seeds), "max_epochs": self.max_epochs}
+        if not study.trials:
+            for name, value in current.items():
+                study.set_user_attr(name, value)
+        for name, value in current.items():
+            # Studies from before --seeds stored neither seeds nor max_epochs: those go unchecked.
+            stored = study.user_attrs.get(name, {} if name == "fixed" else value)
+            if stored != value:
+                raise errors.ConfigError(
+                    f"{self.study_dir / STUDY_FILE}: this study was searched with "
+                    f"{_search_flag(name, stored)}; resume it with the same, or start a new "
+                    f"--study_dir")
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         # A sampler seeded by the finished count: a resumed search does not redraw the
         # random start-up points it already tried.
-        study.sampler = optuna.samplers.TPESampler(seed=self.seeds[0] * 10_007 + len(finished(study)))
+        study.sampler = optuna.samplers.TPESampler(
+            seed=(self.seeds[0] * 10_007 + len(finished(study))) % 2**32)
         return study
+
+
+def _search_flag(name: str, value) -> str:
+    """The command-line flag that gives a study's `name` (fixed, seeds or max_epochs) `value`."""
+    if name == "fixed":
+        return f"--fix={_settings_text(value, ',') or '(nothing)'}"
+    if name == "seeds":
+        return f"--seeds={','.join(map(str, value))}"
+    return f"--{name}={value}"
 
 
 def finished(study) -> list:
@@ -294,14 +311,15 @@ def finished(study) -> list:
                                                     optuna.trial.TrialState.PRUNED))
 
 
-def _pruning_callback(trial, first_step=0):
+def _pruning_callback(trial, first_step=0, prune=True):
     """Reports each epoch's eval selection figure (AUC, or AUC + NDCG@10 as the objective says)
-    to the trial, as step `first_step` + epoch, and stops the run once Optuna prunes it."""
+    to the trial, as step `first_step` + epoch, and with `prune` stops the run once Optuna
+    prunes it."""
 
     class Pruning(trainer.TrainingCallback):
         def on_epoch_end(self, epoch, record, model) -> None:
             trial.report(record["eval_selection"], first_step + epoch)
-            if trial.should_prune():
+            if prune and trial.should_prune():
                 raise optuna.TrialPruned(f"eval {record['eval_selection']:.4f} at epoch {epoch}")
 
     return Pruning()
@@ -316,7 +334,12 @@ def run_trial(search: Search, datasets, trial) -> float:
         with tempfile.TemporaryDirectory(prefix="trial-", dir=search.study_dir) as run_dir:
             run = trainer.train(search.config(params, seed), data, run_dir, search.dataset,
                                 log=lambda _: None, patience=search.patience,
-                                callbacks=[_pruning_callback(trial, index * search.max_epochs)])
+                                # The median rule judges a trial by its best figure over all
+                                # its steps, which for a later seed holds the first seed's
+                                # peak: it would hardly ever prune there, so it judges the
+                                # first seed alone.
+                                callbacks=[_pruning_callback(trial, index * search.max_epochs,
+                                                             prune=index == 0)])
         evaluator = metrics.TopKEvaluator(run.data.train, run.data.eval, run.data.n_items, (10,))
         ranking, beyond = evaluator.evaluate(run.model)
         per_seed.append({"eval_auc": run.results["eval_auc"], "eval_ndcg@10": ranking["ndcg@10"],
@@ -355,6 +378,7 @@ def _log_hparams(search: Search, trial) -> None:
 def _describe(trial) -> str:
     attrs = trial.user_attrs
     if trial.state == optuna.trial.TrialState.PRUNED:
+        # Only the first seed's epochs are judged, so its step is the epoch.
         last_epoch = max(trial.intermediate_values, default=0)
         return (f"pruned at epoch {last_epoch} (eval figure "
                 f"{trial.intermediate_values.get(last_epoch, float('nan')):.4f})")
@@ -376,6 +400,9 @@ def search(search: Search, datasets, trials: int, command: str,
            log: Callable[[str], None] = print) -> dict[str, Any]:
     """Runs the study until it has `trials` finished trials; writes and returns the best preset.
     `datasets` holds the split of each of `search.seeds`, in their order."""
+    if len(datasets) != len(search.seeds):
+        raise ValueError(f"{len(datasets)} datasets for the {len(search.seeds)} seeds "
+                         f"{search.seeds}: give one split per seed")
     study = search.open_study()
     if search.start_from is not None and not study.trials:
         study.enqueue_trial(search.start_params())
@@ -425,8 +452,9 @@ def _define_flags() -> None:
     flags.DEFINE_integer("trials", 20, "Finished trials the study should have (resumed ones count).")
     flags.DEFINE_string("study_dir", None, "The study's folder: study.db, preset.json, hparams/.")
     flags.DEFINE_integer("max_epochs", 20, "Epochs of each trial at most.")
-    flags.DEFINE_integer("patience", 3, "A trial stops once its eval AUC has not improved for "
-                                        "this many epochs.")
+    flags.DEFINE_integer("patience", 3, "A trial's run stops once its eval objective figure "
+                         "has not improved for this many epochs; with lr_schedule=cosine, give "
+                         "--max_epochs, so that each run reaches the end of its curve.")
     flags.DEFINE_list("seeds", ["0"], "The splits (and initialisations) every trial trains on; "
                       "its objective is the mean of their eval figures.")
     flags.DEFINE_enum("objective", "auc+ndcg@10", list(OBJECTIVES),
@@ -434,7 +462,7 @@ def _define_flags() -> None:
                       "epoch's eval NDCG@10 with auc+ndcg@10.")
     flags.DEFINE_string("start_from", None, "A preset (paper, recommended or a preset file) "
                         "whose settings are a new study's first trial, so that the search "
-                        "starts from them and its best is at least as good on its own split.")
+                        "starts from them and its best is at least as good on its own splits.")
     flags.DEFINE_list("fix", [], "Settings every trial holds, left out of the search, as "
                       "name=value pairs (kge_model=transe,tie_item_entity=true); the preset "
                       "written at the end has them too.")

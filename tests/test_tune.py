@@ -85,13 +85,39 @@ class TuneTest(tf.test.TestCase):
         document = json.loads((study_dir / tune.PRESET_FILE).read_text())
         self.assertEqual(document["split_seeds"], [1, 2])
 
-        # Seeds are read as integers, and repeated or missing ones are refused.
+        # Resuming with other seeds or another length would mix two searches in one study.
+        for options, message in (({"seeds": (2, 1)}, "--seeds=1,2"),
+                                 ({"seeds": (1, 2), "max_epochs": 3}, "--max_epochs=2")):
+            search = tune.Search("two_taste", study_dir, **{"max_epochs": 2, "patience": 2,
+                                                            "space": SMALL_SPACE,
+                                                            "objective": "auc", **options})
+            with self.subTest(**options), self.assertRaisesRegex(
+                    errors.ConfigError, f"searched with {message}; resume it with the same"):
+                tune.search(search, [_dataset(1), _dataset(2)], 2, "x", log=lambda _: None)
+
+    def test_seeds_are_distinct_integers_one_per_split(self):
         self.assertEqual(tune.parse_seeds(["1", "2"]), (1, 2))
-        with self.assertRaisesRegex(errors.ConfigError, "--seeds=1,x: expected integers"):
-            tune.parse_seeds(["1", "x"])
-        for seeds in ((), (1, 1)):
-            with self.assertRaisesRegex(errors.ConfigError, "seeds must be distinct"):
-                self._search(study_dir, seeds=seeds)
+        for texts in (["1", "x"], [], ["1", "1"], ["-1"], [str(2**32)]):
+            with self.subTest(texts=texts), self.assertRaisesRegex(
+                    errors.ConfigError, f"^--seeds={','.join(texts)}: expected distinct integers"):
+                tune.parse_seeds(texts)
+        with self.assertRaises(errors.ConfigError):
+            self._search(self.create_tempdir().full_path, seeds=(3, 3))
+        study_dir = pathlib.Path(self.create_tempdir().full_path)
+        with self.assertRaisesRegex(ValueError, "1 datasets for the 2 seeds"):
+            tune.search(self._search(study_dir, seeds=(1, 2)), [_dataset()], 1, "x",
+                        log=lambda _: None)
+        self.assertFalse((study_dir / tune.STUDY_FILE).exists())
+
+    def test_a_bad_seed_is_one_line_before_any_data_is_read(self):
+        completed = subprocess.run(
+            [sys.executable, "-m", "mkr_tf.tune", "--seeds=1,x", "--data_dir=/nonexistent",
+             f"--study_dir={self.create_tempdir().full_path}"],
+            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        self.assertEqual(completed.returncode, 2)
+        self.assertEqual(completed.stderr.strip().splitlines()[-1],
+                         "mkr_tf.tune: error: --seeds=1,x: expected distinct integers from 0 to "
+                         "2**32 - 1, such as 1,2,3")
 
     def test_a_search_starts_from_a_preset(self):
         start = pathlib.Path(self.create_tempdir().full_path) / "start.json"
@@ -241,6 +267,14 @@ class TuneTest(tf.test.TestCase):
         with self.assertRaises(optuna.TrialPruned):
             callback.on_epoch_end(2, {"eval_selection": 0.7}, None)
         self.assertEqual(trial.reported, [(1, 0.6), (2, 0.7)])
+
+        # A later seed's epochs are reported after the first seed's, and never pruned: the
+        # median rule would judge them by the first seed's peak.
+        later_seed = Trial()
+        callback = tune._pruning_callback(later_seed, first_step=20, prune=False)
+        for epoch in (1, 2, 3):
+            callback.on_epoch_end(epoch, {"eval_selection": 0.5}, None)
+        self.assertEqual([step for step, _ in later_seed.reported], [21, 22, 23])
 
     def test_a_study_dir_of_other_files_is_refused_in_one_line(self):
         study_dir = pathlib.Path(self.create_tempdir().full_path)
