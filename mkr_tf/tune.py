@@ -218,7 +218,9 @@ class Search:
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        parse_seeds([str(seed) for seed in self.seeds])
+        # Plain ints, whatever the caller passed: they are stored in the study as JSON.
+        object.__setattr__(self, "seeds", parse_seeds([str(seed) for seed in self.seeds]))
+        object.__setattr__(self, "max_epochs", int(self.max_epochs))
         if self.objective not in OBJECTIVES:
             raise errors.ConfigError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         for name in self.fixed:
@@ -273,21 +275,23 @@ class Search:
             study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=_STARTUP_TRIALS,
                                                n_warmup_steps=_WARMUP_EPOCHS))
-        # A study holds one search: trials of other fixed settings, splits or lengths would
-        # mislead TPE, the median rule (which compares trials step by step) and the preset,
-        # which takes them from the command line.
-        current = {"fixed": self.fixed, "seeds": list(self.seeds), "max_epochs": self.max_epochs}
-        if not study.trials:
-            for name, value in current.items():
-                study.set_user_attr(name, value)
+        # A study holds one search: trials of other fixed settings, splits, lengths, stopping
+        # rules or objectives would mislead TPE, the median rule (which compares trials step by
+        # step) and the preset, which takes them from the command line.
+        current = {"fixed": self.fixed, "seeds": list(self.seeds), "max_epochs": self.max_epochs,
+                   "patience": self.patience, "objective": self.objective}
         for name, value in current.items():
-            # Studies from before --seeds stored neither seeds nor max_epochs: those go unchecked.
-            stored = study.user_attrs.get(name, {} if name == "fixed" else value)
-            if stored != value:
+            stored = study.user_attrs.get(name)
+            if stored is None and name == "fixed" and study.trials:
+                stored = {}  # Studies from before --fix held none.
+            if stored is not None and stored != value and study.trials:
                 raise errors.ConfigError(
                     f"{self.study_dir / STUDY_FILE}: this study was searched with "
-                    f"{_search_flag(name, stored)}; resume it with the same, or start a new "
-                    f"--study_dir")
+                    f"{_search_flag(name, stored)}, not {_search_flag(name, value)}; resume it "
+                    f"with the same, or start a new --study_dir")
+            # A study from before these were kept takes them from the run that resumes it.
+            if stored != value:
+                study.set_user_attr(name, value)
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         # A sampler seeded by the finished count: a resumed search does not redraw the
@@ -300,7 +304,8 @@ class Search:
 def _search_flag(name: str, value) -> str:
     """The command-line flag that gives a study's `name` (fixed, seeds or max_epochs) `value`."""
     if name == "fixed":
-        return f"--fix={_settings_text(value, ',') or '(nothing)'}"
+        # Unrounded, so that the flag can be copied back.
+        return f"--fix={','.join(f'{key}={item}' for key, item in value.items()) or '(nothing)'}"
     if name == "seeds":
         return f"--seeds={','.join(map(str, value))}"
     return f"--{name}={value}"
@@ -404,7 +409,9 @@ def search(search: Search, datasets, trials: int, command: str,
         raise ValueError(f"{len(datasets)} datasets for the {len(search.seeds)} seeds "
                          f"{search.seeds}: give one split per seed")
     study = search.open_study()
-    if search.start_from is not None and not study.trials:
+    # Queued again if a search was killed before its start finished.
+    if (search.start_from is not None and not finished(study)
+            and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))):
         study.enqueue_trial(search.start_params())
     datasets = [without_test(data) for data in datasets]
     done = len(finished(study))

@@ -71,7 +71,10 @@ class TuneTest(tf.test.TestCase):
     def test_a_trial_over_several_seeds_scores_their_mean(self):
         study_dir = pathlib.Path(self.create_tempdir().full_path)
         search = self._search(study_dir, seeds=(1, 2), objective="auc")
-        tune.search(search, [_dataset(1), _dataset(2)], 1, "x", log=lambda _: None)
+        with mock.patch.object(tune, "_pruning_callback", wraps=tune._pruning_callback) as made:
+            tune.search(search, [_dataset(1), _dataset(2)], 1, "x", log=lambda _: None)
+        # The median rule may stop the first seed's run, never a later one's.
+        self.assertEqual([call.kwargs["prune"] for call in made.call_args_list], [True, False])
         trial = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials[0]
         per_seed = trial.user_attrs["objective_per_seed"]
         self.assertLen(per_seed, 2)
@@ -87,13 +90,36 @@ class TuneTest(tf.test.TestCase):
 
         # Resuming with other seeds or another length would mix two searches in one study.
         for options, message in (({"seeds": (2, 1)}, "--seeds=1,2"),
-                                 ({"seeds": (1, 2), "max_epochs": 3}, "--max_epochs=2")):
+                                 ({"seeds": (1, 2), "max_epochs": 3}, "--max_epochs=2"),
+                                 ({"seeds": (1, 2), "patience": 5}, "--patience=2"),
+                                 ({"seeds": (1, 2), "objective": "auc+ndcg@10"},
+                                  "--objective=auc")):
             search = tune.Search("two_taste", study_dir, **{"max_epochs": 2, "patience": 2,
                                                             "space": SMALL_SPACE,
                                                             "objective": "auc", **options})
             with self.subTest(**options), self.assertRaisesRegex(
-                    errors.ConfigError, f"searched with {message}; resume it with the same"):
+                    errors.ConfigError, f"searched with {message}, not "):
                 tune.search(search, [_dataset(1), _dataset(2)], 2, "x", log=lambda _: None)
+
+    def test_a_search_killed_before_its_start_finished_queues_the_start_again(self):
+        study_dir = pathlib.Path(self.create_tempdir().full_path)
+        search = self._search(study_dir, start_from="paper", objective="auc",
+                              fixed={"lr_kge": 0.0123456})
+        study = search.open_study()
+        study.enqueue_trial(search.start_params())
+        study.ask()  # The start, running when the search was killed.
+        # Resuming with the same settings, a float among them, is accepted, and the start runs.
+        tune.search(search, [_dataset()], 1, "x", log=lambda _: None)
+        trials = optuna.load_study(study_name="mkr-two_taste", storage=search.storage_url).trials
+        self.assertEqual([t.state for t in trials],
+                         [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE])
+        self.assertEqual(trials[1].params, search.start_params())
+        # Another value is refused with the stored one, unrounded, ready to copy back.
+        with self.assertRaisesRegex(errors.ConfigError,
+                                    r"searched with --fix=lr_kge=0\.0123456, not --fix=lr_kge=0\.0123;"):
+            tune.search(self._search(study_dir, start_from="paper", objective="auc",
+                                     fixed={"lr_kge": 0.0123}), [_dataset()], 2, "x",
+                        log=lambda _: None)
 
     def test_seeds_are_distinct_integers_one_per_split(self):
         self.assertEqual(tune.parse_seeds(["1", "2"]), (1, 2))
@@ -181,7 +207,7 @@ class TuneTest(tf.test.TestCase):
         # Resuming with other fixed settings, or none, would mix two searches in one study.
         for fixed in ({}, {"kge_model": "mlp"}):
             with self.subTest(fixed=fixed), self.assertRaisesRegex(
-                    tune.errors.ConfigError, r"searched with --fix=kge_model=transe; resume it"):
+                    tune.errors.ConfigError, r"searched with --fix=kge_model=transe, not --fix="):
                 tune.search(self._search(study_dir, fixed=fixed), [_dataset()], 2, "x",
                             log=lambda _: None)
 
