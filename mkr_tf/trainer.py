@@ -156,8 +156,8 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     the kept checkpoint holds. A checkpoint is saved after the first epoch that ends
     `checkpoint_every_seconds` after the previous one (0: after every epoch), and after the
     last epoch. Each epoch's shuffles are a function of (seed, epoch), so a resumed run goes on
-    exactly as an uninterrupted one would. With `patience`, training stops once eval AUC has not improved
-    for that many epochs. The weights of the best-eval epoch are kept with each checkpoint
+    exactly as an uninterrupted one would. With `patience`, training stops once the eval selection figure
+    (`config.select_on`) has not improved for that many epochs. The weights of the best-eval epoch are kept with each checkpoint
     (`BestWeights`) and written to best.weights.h5 when training ends.
 
     Returns the `runs.Run`: the trained model with the best weights, the data it was trained

@@ -10,7 +10,7 @@ the split of each of --seeds, with TPE sampling. The objective is the eval AUC p
 default --objective=auc+ndcg@10, the eval NDCG@10 over the whole catalogue, of the epoch that
 maximises it (`--select_on` of train), averaged over the seeds: one split's figure moves by about
 ±0.005 from seed to seed, more than many of the differences a search weighs. A trial is pruned
-(median rule) on that figure after each epoch of each seed. Only the eval split is read: the
+(median rule) on that figure after each epoch of its first seed. Only the eval split is read: the
 test split of the data never enters the process. The study lives in DIR/study.db (SQLite), so a killed search
 resumes where it stopped when the same command is run again; --trials counts the finished
 trials of the study, resumed ones included. Each trial prints one line; at the end the best
@@ -302,7 +302,7 @@ class Search:
 
 
 def _search_flag(name: str, value) -> str:
-    """The command-line flag that gives a study's `name` (fixed, seeds or max_epochs) `value`."""
+    """The command-line flag that gives a study's kept setting `name` its `value`."""
     if name == "fixed":
         # Unrounded, so that the flag can be copied back.
         return f"--fix={','.join(f'{key}={item}' for key, item in value.items()) or '(nothing)'}"
