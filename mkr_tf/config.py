@@ -107,6 +107,11 @@ class MKRConfig:
     rs_loss: str = _field("pointwise", "pointwise: the paper's cross-entropy of every row; "
                           "softmax (beyond the paper): each positive against the whole "
                           "catalogue.", choices=RS_LOSSES, preset=True, model=True)
+    softmax_samples: int = _field(0, "Beyond the paper: > 0 with rs_loss=softmax contrasts each "
+                                  "positive with this many items drawn uniformly each step, "
+                                  "shared by the batch, instead of the whole catalogue: a "
+                                  "fraction of the cost on a large catalogue.", preset=True,
+                                  model=True)
     kge_negatives: int = _field(0, "Beyond the paper: > 0 gives a logistic KGE loss against this "
                                 "many corrupted tails per triple, instead of −σ(t · t̂).",
                                 preset=True, model=True)
@@ -171,7 +176,7 @@ class MKRConfig:
                 or self.rs_negatives < 0):
             raise errors.ConfigError(
                 f"rs_negatives must be an integer >= 0, got {self.rs_negatives!r}")
-        for name in ("kge_negatives", "history_length", "item_neighbours"):
+        for name in ("kge_negatives", "history_length", "item_neighbours", "softmax_samples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise errors.ConfigError(f"{name} must be an integer >= 0, got {value!r}")
@@ -179,6 +184,8 @@ class MKRConfig:
             raise errors.ConfigError(
                 "rs_negatives has no effect with rs_loss=softmax, which contrasts each positive "
                 "with the whole catalogue; leave it 0")
+        if self.softmax_samples and self.rs_loss != "softmax":
+            raise errors.ConfigError("softmax_samples needs rs_loss=softmax")
         if (self.use_biases or self.rs_loss == "softmax") and not self.use_inner_product:
             raise errors.ConfigError("use_biases and rs_loss=softmax need use_inner_product=true")
         if not 0 <= self.history_dropout < 1:

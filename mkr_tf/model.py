@@ -73,6 +73,7 @@ def _masked_mean(table, ids, excluded_ids=None):
 # Keeps the history dropout's random stream apart from the KGE negatives' (seeded (seed, step)),
 # within 32 bits: XLA-compiled epochs draw otherwise from a larger seed than plain ones.
 _HISTORY_DROPOUT_STREAM = 1 << 20
+_SOFTMAX_SAMPLES_STREAM = 2 << 20
 # History dropout draws integers below this and compares them with p times it.
 _DROPOUT_RESOLUTION = 1 << 24
 
@@ -106,6 +107,11 @@ class MKR(keras.Model):
         tie_item_entity      one table for items and entities: V[item] = E[item]
         rs_loss="softmax"    RS: −mean over positives (u, i) of log softmax_j(u · v_j)[i], j over
                              the whole catalogue
+        softmax_samples = s  with rs_loss="softmax": j over the row's item i and s items drawn
+                             uniformly each RS step, shared by the batch (an accidental i among
+                             them left out), which costs s item vectors a step instead of the
+                             catalogue's; uniform draws shift every sampled logit alike, so the
+                             loss needs no correction (Jean et al., 2015)
         kge_negatives = k    KGE: mean −log σ(t · t̂) − Σ_k log σ(−t_k · t̂) / k, with t_k the
                              tower vectors of k uniform corrupted tails (the score is still σ(t · t̂))
         kge_model="transe"   KGE (TransE, Bordes et al. 2013): h = E[head], t = E[tail] (no
@@ -143,7 +149,8 @@ class MKR(keras.Model):
                  l2_weight=1e-6, use_inner_product=True, lr_rs=0.02, lr_kge=0.01,
                  optimizer="lazy_adam", cross_unit="cross_compress", init_scale=0.0,
                  use_biases=False, residual=False, tie_item_entity=False, rs_loss="pointwise",
-                 kge_negatives=0, kge_model="mlp", kge_margin=1.0, history_length=0,
+                 softmax_samples=0, kge_negatives=0, kge_model="mlp", kge_margin=1.0,
+                 history_length=0,
                  history_dropout=0.0, use_user_embedding=True, item_neighbours=0,
                  lr_schedule="constant", seed=0, **kwargs):
         super().__init__(**kwargs)
@@ -152,8 +159,8 @@ class MKR(keras.Model):
             dim=dim, L=L, H=H, l2_weight=l2_weight, use_inner_product=use_inner_product,
             lr_rs=lr_rs, lr_kge=lr_kge, optimizer=optimizer, cross_unit=cross_unit,
             init_scale=init_scale, use_biases=use_biases, residual=residual,
-            tie_item_entity=tie_item_entity, rs_loss=rs_loss, kge_negatives=kge_negatives,
-            kge_model=kge_model, kge_margin=kge_margin, history_length=history_length,
+            tie_item_entity=tie_item_entity, rs_loss=rs_loss, softmax_samples=softmax_samples,
+            kge_negatives=kge_negatives, kge_model=kge_model, kge_margin=kge_margin, history_length=history_length,
             history_dropout=history_dropout,
             use_user_embedding=use_user_embedding,
             item_neighbours=item_neighbours, lr_schedule=lr_schedule, seed=seed)
@@ -174,6 +181,7 @@ class MKR(keras.Model):
         self.init_scale = float(init_scale)
         self.use_biases, self.residual = bool(use_biases), bool(residual)
         self.tie_item_entity, self.rs_loss = bool(tie_item_entity), rs_loss
+        self.softmax_samples = int(softmax_samples)
         self.kge_negatives, self.seed = int(kge_negatives), int(seed)
         self.kge_model, self.kge_margin = kge_model, float(kge_margin)
         self.history_length = int(history_length)
@@ -489,9 +497,7 @@ class MKR(keras.Model):
                                              training=True)
             item_vectors, _ = self.item_and_head_vectors(batch["item"])
             if self.rs_loss == "softmax":
-                catalogue, _ = self.item_and_head_vectors(tf.range(self.n_items, dtype=tf.int64))
-                per_row = labels * tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=batch["item"], logits=self.catalogue_logits(user_vectors, catalogue))
+                per_row = labels * self._softmax_loss(user_vectors, item_vectors, batch["item"])
                 # The mean over the positive rows; the negative rows add nothing.
                 base_loss = _batch_mean(per_row, global_batch_size, row_weights) / tf.maximum(
                     _batch_mean(labels, None, row_weights), 1e-6)
@@ -505,6 +511,33 @@ class MKR(keras.Model):
             loss = base_loss + self.l2_weight * l2_loss
         self._apply("rs", loss, tape, self.rs_variables)
         return {"rs_loss": loss, "rs_base_loss": base_loss, "rs_l2_loss": l2_loss}
+
+    def _softmax_loss(self, user_vectors, item_vectors, items):
+        """−log softmax of each row's item against the catalogue, or with `softmax_samples`
+        against the step's sampled items."""
+        if not self.softmax_samples:
+            catalogue, _ = self.item_and_head_vectors(tf.range(self.n_items, dtype=tf.int64))
+            return tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=items, logits=self.catalogue_logits(user_vectors, catalogue))
+        sampled = self._sampled_items()
+        sampled_vectors, _ = self.item_and_head_vectors(sampled)
+        sampled_logits = self.catalogue_logits(user_vectors, sampled_vectors)
+        # A row's own item drawn as a negative would contrast the positive with itself.
+        sampled_logits = tf.where(tf.equal(sampled[None, :], tf.cast(items, tf.int64)[:, None]),
+                                  tf.constant(-1e9, sampled_logits.dtype), sampled_logits)
+        logits = tf.concat([self.rs_logits(user_vectors, item_vectors)[:, None],
+                            sampled_logits], axis=1)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.zeros_like(items, tf.int64), logits=logits)
+
+    def _sampled_items(self):
+        """[softmax_samples] uniform items, a function of (seed, RS step) alone, so that a
+        resumed run draws what an uninterrupted one would."""
+        step = tf.cast(tf.convert_to_tensor(self.rs_optimizer.iterations), tf.int64)
+        return tf.random.stateless_uniform(
+            [self.softmax_samples],
+            seed=tf.stack([tf.constant(self.seed + _SOFTMAX_SAMPLES_STREAM, tf.int64), step]),
+            minval=0, maxval=self.n_items, dtype=tf.int64)
 
     def kg_update(self, batch, global_batch_size=None):
         """One KGE update on batch {"head", "relation", "tail"}; returns its loss, score and RMSE.
@@ -580,7 +613,8 @@ class MKR(keras.Model):
             lr_rs=self.lr_rs, lr_kge=self.lr_kge, optimizer=self.optimizer_name,
             cross_unit=self.cross_unit, init_scale=self.init_scale, use_biases=self.use_biases,
             residual=self.residual, tie_item_entity=self.tie_item_entity, rs_loss=self.rs_loss,
-            kge_negatives=self.kge_negatives, kge_model=self.kge_model,
+            softmax_samples=self.softmax_samples, kge_negatives=self.kge_negatives,
+            kge_model=self.kge_model,
             kge_margin=self.kge_margin, history_length=self.history_length,
             history_dropout=self.history_dropout, use_user_embedding=self.use_user_embedding,
             item_neighbours=self.n_neighbours, lr_schedule=self.lr_schedule, seed=self.seed)

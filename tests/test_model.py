@@ -170,6 +170,29 @@ class MKRTest(tf.test.TestCase):
         expected = -np.mean([log_probabilities[row, RS_BATCH["item"][row]] for row in positives])
         self.assertAllClose(model.rec_step(RS_BATCH)["rs_base_loss"], expected, rtol=1e-4)
 
+    def test_sampled_softmax_contrasts_each_positive_with_the_steps_draws_alone(self):
+        model = _model(rs_loss="softmax", softmax_samples=6, lr_rs=1e-12, l2_weight=0.0, seed=3)
+        sampled = model._sampled_items().numpy()
+        self.assertEqual(sampled.shape, (6,))
+        self.assertAllInRange(sampled, 0, 4)
+        self.assertIn(1, sampled)  # the positives' item, drawn by accident, is left out
+        self.assertAllEqual(sampled, _model(rs_loss="softmax", softmax_samples=6,
+                                            seed=3)._sampled_items())
+        self.assertNotAllEqual(sampled, _model(rs_loss="softmax", softmax_samples=6,
+                                               seed=2)._sampled_items())
+        u = model.user_vectors(RS_BATCH["user"]).numpy()
+        vectors = model.item_and_head_vectors(tf.range(5, dtype=tf.int64))[0].numpy()
+        expected = []
+        for row in (0, 2):  # rows labelled 1; the negative row adds nothing
+            item = int(RS_BATCH["item"][row])
+            negatives = [j for j in sampled if j != item]
+            logits = np.array([u[row] @ vectors[item]] + [u[row] @ vectors[j] for j in negatives])
+            expected.append(np.log(np.sum(np.exp(logits - logits[0]))))
+        self.assertAllClose(model.rec_step(RS_BATCH)["rs_base_loss"], np.mean(expected),
+                            rtol=1e-4)
+        # The next step draws other items.
+        self.assertNotAllEqual(sampled, model._sampled_items())
+
     def test_kge_negatives_give_a_logistic_loss_drawn_per_seed_and_step(self):
         model = _model(kge_negatives=3, lr_kge=1e-12, l2_weight=0.0, seed=4)
         corrupted = model._corrupted_tails(3).numpy()
@@ -365,7 +388,7 @@ class MKRTest(tf.test.TestCase):
 
     def test_options_round_trip_and_are_checked(self):
         model = _model(use_biases=True, residual=True, tie_item_entity=True, rs_loss="softmax",
-                       kge_negatives=2, init_scale=0.1, history_length=3, history_dropout=0.25,
+                       softmax_samples=3, kge_negatives=2, init_scale=0.1, history_length=3, history_dropout=0.25,
                        item_neighbours=2, kge_model="transe", kge_margin=3.0, seed=3)
         restored = MKR.from_config(model.get_config())
         self.assertEqual(restored.get_config(), model.get_config())
@@ -373,6 +396,8 @@ class MKRTest(tf.test.TestCase):
         inputs = {"user": RS_BATCH["user"], "item": RS_BATCH["item"]}
         self.assertAllClose(restored(inputs), model(inputs))
         for options, message in (({"rs_loss": "bpr"}, "rs_loss"),
+                                 ({"softmax_samples": 4}, "softmax_samples needs rs_loss"),
+                                 ({"rs_loss": "softmax", "softmax_samples": -1}, "integer >= 0"),
                                  ({"use_biases": True, "use_inner_product": False}, "inner_product"),
                                  ({"residual": True, "cross_unit": "dcn"}, "residual"),
                                  ({"use_user_embedding": False}, "needs history_length"),
