@@ -140,6 +140,11 @@ class MKRConfig:
                                   "cross&compress units the mean entity vector of up to this "
                                   "many of its KG tails, so that items sharing KG neighbours, "
                                   "unrated ones too, share features.", preset=True, model=True)
+    history_neighbours: bool = _field(False, "Beyond the paper: with history_length and "
+                                      "item_neighbours, a user's history items are read with "
+                                      "their KG tails' mean too, as an item's input to the units "
+                                      "is, so that a user meets the items sharing the tails of "
+                                      "what they liked.", preset=True, model=True)
     select_on: str = _field("auc", "The epoch whose weights are kept and reported: best eval "
                             "AUC, or best eval AUC + eval NDCG@10 (top-K over the catalogue on "
                             "the eval split each epoch).", choices=SELECTIONS, preset=True)
@@ -193,6 +198,9 @@ class MKRConfig:
                 f"history_dropout must be in [0, 1), got {self.history_dropout!r}")
         if self.history_dropout and not self.history_length:
             raise errors.ConfigError("history_dropout needs history_length > 0")
+        if self.history_neighbours and not (self.history_length and self.item_neighbours):
+            raise errors.ConfigError(
+                "history_neighbours needs history_length > 0 and item_neighbours > 0")
         if not self.use_user_embedding and not self.history_length:
             raise errors.ConfigError("use_user_embedding=false needs history_length > 0: a user "
                                      "is then the mean of their history")

@@ -135,6 +135,10 @@ class MKR(keras.Model):
                              entity's own vector (with `tie_item_entity` too), and a KGE triple's
                              own tail is left out of its head's mean, so that the KGE task predicts
                              a tail from the item's other tails rather than from itself
+        history_neighbours   with history_length and item_neighbours: a history item j is read as
+                             an item's input to the units is, V[j] + mean_{t ∈ T(j)} E[t], so
+                             that a user's side carries the KG tails of what they liked and
+                             u · v meets an item sharing those tails
         lr_schedule="cosine"  each task's Adam rate falls from lr_rs or lr_kge to 0 along a half
                              cosine over that task's steps of the whole run
                              (`schedule_learning_rates`)
@@ -152,7 +156,7 @@ class MKR(keras.Model):
                  softmax_samples=0, kge_negatives=0, kge_model="mlp", kge_margin=1.0,
                  history_length=0,
                  history_dropout=0.0, use_user_embedding=True, item_neighbours=0,
-                 lr_schedule="constant", seed=0, **kwargs):
+                 history_neighbours=False, lr_schedule="constant", seed=0, **kwargs):
         super().__init__(**kwargs)
         # The settings are checked by MKRConfig's rules, the one place they are written.
         mkr_config.MKRConfig(
@@ -163,7 +167,8 @@ class MKR(keras.Model):
             kge_negatives=kge_negatives, kge_model=kge_model, kge_margin=kge_margin, history_length=history_length,
             history_dropout=history_dropout,
             use_user_embedding=use_user_embedding,
-            item_neighbours=item_neighbours, lr_schedule=lr_schedule, seed=seed)
+            item_neighbours=item_neighbours, history_neighbours=history_neighbours,
+            lr_schedule=lr_schedule, seed=seed)
         if n_entities < n_items:
             raise ValueError(
                 f"n_entities ({n_entities}) must cover every item (n_items={n_items}): entity i is item i")
@@ -189,6 +194,7 @@ class MKR(keras.Model):
         self.history_dropout = float(history_dropout)
         # The most KG tails an item's input averages; the tails themselves are `item_neighbours`.
         self.n_neighbours = int(item_neighbours)
+        self.history_neighbours = bool(history_neighbours)
 
         # Under ParameterServerStrategy the tables may be sharded over the parameter servers,
         # which keras.layers.Embedding cannot hold.
@@ -300,6 +306,13 @@ class MKR(keras.Model):
         """mean_{j ∈ N(u)} V[j] of each user, without `excluded_items` (one per user), and in
         `training` without the items `history_dropout` drops."""
         table = self.entity_embedding if self.tie_item_entity else self.item_embedding
+        if self.history_neighbours:
+            plain_table = table
+
+            def table(ids):  # pylint: disable=function-redefined
+                neighbours = self._neighbour_mean(tf.reshape(ids, [-1]))
+                return plain_table(ids) + tf.reshape(neighbours, tf.concat(
+                    [tf.shape(ids), [self.dim]], 0))
         history = tf.gather(self.user_history, users)
         if training and self.history_dropout:
             history = tf.where(self._history_kept(tf.shape(history, out_type=tf.int64)), history,
@@ -617,7 +630,8 @@ class MKR(keras.Model):
             kge_model=self.kge_model,
             kge_margin=self.kge_margin, history_length=self.history_length,
             history_dropout=self.history_dropout, use_user_embedding=self.use_user_embedding,
-            item_neighbours=self.n_neighbours, lr_schedule=self.lr_schedule, seed=self.seed)
+            item_neighbours=self.n_neighbours, history_neighbours=self.history_neighbours,
+            lr_schedule=self.lr_schedule, seed=self.seed)
 
 
 def build_model(config, data) -> MKR:

@@ -107,6 +107,7 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "init_scale": _log_uniform(0.01, 0.5),
     "rs_loss": _choice(*mkr_config.RS_LOSSES),
     "rs_negatives": _choice(0, 4),
+    "softmax_samples": _choice(0, 1024, 4096),
     "use_biases": _choice(False, True),
     "residual": _choice(False, True),
     "tie_item_entity": _choice(False, True),
@@ -117,25 +118,30 @@ SEARCH_SPACE: dict[str, Callable[[Any, str], Any]] = {
     "use_user_embedding": _choice(True, False),
     "history_dropout": _choice(0.0, 0.25, 0.5, 0.75),
     "item_neighbours": _choice(0, 8, 32),
+    "history_neighbours": _choice(False, True),
 }
 
 
-# Settings drawn only where another, drawn before them, gives them an effect: (that other
-# setting, the test of its value).
-CONDITIONS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "rs_negatives": ("rs_loss", lambda rs_loss: rs_loss == "pointwise"),
-    "kge_margin": ("kge_model", lambda kge_model: kge_model == "transe"),
-    "use_user_embedding": ("history_length", lambda history_length: history_length > 0),
-    "history_dropout": ("history_length", lambda history_length: history_length > 0),
+def _positive(value) -> bool:
+    return value > 0
+
+
+# Settings drawn only where others, drawn before them, give them an effect: (each other
+# setting, the test of its value), all of which must pass.
+CONDITIONS: dict[str, tuple[tuple[str, Callable[[Any], bool]], ...]] = {
+    "rs_negatives": (("rs_loss", lambda rs_loss: rs_loss == "pointwise"),),
+    "softmax_samples": (("rs_loss", lambda rs_loss: rs_loss == "softmax"),),
+    "kge_margin": (("kge_model", lambda kge_model: kge_model == "transe"),),
+    "use_user_embedding": (("history_length", _positive),),
+    "history_dropout": (("history_length", _positive),),
+    "history_neighbours": (("history_length", _positive), ("item_neighbours", _positive)),
 }
 
 
 def _has_effect(name: str, params: dict[str, Any]) -> bool:
     """Whether `name` has an effect beside `params` (a setting `params` lacks has its default)."""
-    if name not in CONDITIONS:
-        return True
-    other, test = CONDITIONS[name]
-    return test(params.get(other, getattr(mkr_config.MKRConfig(), other)))
+    return all(test(params.get(other, getattr(mkr_config.MKRConfig(), other)))
+               for other, test in CONDITIONS.get(name, ()))
 
 
 def suggest(trial, space: dict[str, Callable[[Any, str], Any]] = SEARCH_SPACE,
@@ -226,12 +232,11 @@ class Search:
         for name in self.fixed:
             # A setting that has an effect only beside others must be fixed with them, or a
             # trial that draws them otherwise would fail hours into the search.
-            if name in CONDITIONS and (CONDITIONS[name][0] not in self.fixed
-                                       or not _has_effect(name, self.fixed)):
-                other = CONDITIONS[name][0]
-                raise errors.ConfigError(
-                    f"--fix={name}={self.fixed[name]}: {name} has an effect only with some "
-                    f"values of {other}; fix {other} to one of them too")
+            for other, test in CONDITIONS.get(name, ()):
+                if other not in self.fixed or not test(self.fixed[other]):
+                    raise errors.ConfigError(
+                        f"--fix={name}={self.fixed[name]}: {name} has an effect only with some "
+                        f"values of {other}; fix {other} to one of them too")
         if self.fixed:
             # Every fixed value, checked by the config's own rules before any data is read.
             try:

@@ -296,6 +296,23 @@ class MKRTest(tf.test.TestCase):
         restored = MKR.from_config(model.get_config())
         self.assertFalse(restored.use_user_embedding)
 
+    def test_history_neighbours_read_each_history_item_with_its_tails(self):
+        model = _model(history_length=2, item_neighbours=2, history_neighbours=True, L=1,
+                       use_user_embedding=False)
+        # User 0 liked items 1 and 2, user 3 item 4; item 1's tails are 6 and 7, item 2 has none.
+        model.set_user_history(np.array([[0, 1, 1], [0, 2, 1], [3, 4, 1]]), seed=0)
+        model.set_item_neighbours(np.array([[1, 0, 6], [1, 1, 7], [4, 2, 8]]), seed=0)
+        items = model.item_embedding.embeddings.numpy()
+        entities = model.entity_embedding.embeddings.numpy()
+        read = {1: items[1] + entities[[6, 7]].mean(0), 2: items[2], 4: items[4] + entities[8]}
+        users = tf.constant([0, 3, 6], tf.int64)
+        means = np.stack([(read[1] + read[2]) / 2, read[4], np.zeros(4)])
+        self.assertAllClose(model.user_vectors(users), model.user_tower(means))
+        for options in ({"history_length": 2}, {"item_neighbours": 2}):
+            with self.subTest(**options), self.assertRaisesRegex(
+                    ValueError, "history_neighbours needs history_length > 0 and item_neigh"):
+                _model(history_neighbours=True, **options)
+
     def test_history_dropout_thins_training_histories_only_by_seed_and_step(self):
         ratings = np.array([[0, i, 1] for i in range(5)] + [[3, 4, 1]])
         model = _model(history_length=5, L=1, history_dropout=0.5, use_user_embedding=False)
@@ -389,7 +406,8 @@ class MKRTest(tf.test.TestCase):
     def test_options_round_trip_and_are_checked(self):
         model = _model(use_biases=True, residual=True, tie_item_entity=True, rs_loss="softmax",
                        softmax_samples=3, kge_negatives=2, init_scale=0.1, history_length=3, history_dropout=0.25,
-                       item_neighbours=2, kge_model="transe", kge_margin=3.0, seed=3)
+                       item_neighbours=2, history_neighbours=True, kge_model="transe",
+                       kge_margin=3.0, seed=3)
         restored = MKR.from_config(model.get_config())
         self.assertEqual(restored.get_config(), model.get_config())
         restored.set_weights(model.get_weights())

@@ -270,6 +270,27 @@ class TuneTest(tf.test.TestCase):
                      "rs_negatives": tune._choice(0, 4)}
             self.assertEqual("rs_negatives" in tune.suggest(trial, space), drawn)
 
+    def test_softmax_samples_are_drawn_only_for_the_softmax_loss(self):
+        space = {"rs_loss": tune._choice("pointwise", "softmax"),
+                 "softmax_samples": tune._choice(0, 1024)}
+        for rs_loss, drawn in (("pointwise", False), ("softmax", True)):
+            trial = optuna.trial.FixedTrial({"rs_loss": rs_loss, "softmax_samples": 1024})
+            self.assertEqual("softmax_samples" in tune.suggest(trial, space), drawn)
+        self.assertIn("softmax_samples", tune.SEARCH_SPACE)
+
+    def test_history_neighbours_are_drawn_only_beside_histories_and_neighbours(self):
+        space = {"history_length": tune._choice(0, 32), "item_neighbours": tune._choice(0, 8),
+                 "history_neighbours": tune._choice(False, True)}
+        for history_length, item_neighbours in ((0, 0), (32, 0), (0, 8), (32, 8)):
+            trial = optuna.trial.FixedTrial({"history_length": history_length,
+                                             "item_neighbours": item_neighbours,
+                                             "history_neighbours": True})
+            self.assertEqual("history_neighbours" in tune.suggest(trial, space),
+                             bool(history_length and item_neighbours))
+        with self.assertRaisesRegex(tune.errors.ConfigError, "fix item_neighbours to one of"):
+            self._search(self.create_tempdir().full_path,
+                         fixed={"history_length": 32, "history_neighbours": True})
+
     def test_the_margin_is_drawn_only_for_transe(self):
         space = {"kge_model": tune._choice("mlp", "transe"), "kge_margin": tune._choice(2.0)}
         for kge_model, drawn in (("mlp", False), ("transe", True)):
