@@ -36,7 +36,7 @@ LR_SCHEDULES = ("constant", "cosine")
 KGE_MODELS = ("mlp", "transe")
 SELECTIONS = ("auc", "auc+ndcg@10")
 # mkr_tf.baselines' models, here so that flags can name them without importing TensorFlow.
-BASELINES = ("popularity", "itemknn", "mf", "kg_popularity")
+BASELINES = ("popularity", "itemknn", "mf", "kg_popularity", "kg_history")
 # How a run is distributed (`mkr_tf.distribute`), here so that flags can name them without
 # importing TensorFlow.
 STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")

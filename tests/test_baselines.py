@@ -182,6 +182,52 @@ class KGPopularityTest(tf.test.TestCase):
                            0.5)
 
 
+def brute_force_kg_history(data, weight):
+    """score[u, i] of KGHistory, the links of every item pair walked one entity at a time."""
+    linked = [set() for _ in range(data.n_entities)]
+    for head, _, tail in data.kg:
+        linked[head].add(tail)
+        linked[tail].add(head)
+    similarity = np.zeros([data.n_items, data.n_items])
+    for i in range(data.n_items):
+        for j in range(data.n_items):
+            if i != j:
+                similarity[i, j] = sum(1.0 / len(linked[entity])
+                                       for entity in linked[i] & linked[j])
+    liked = np.zeros([data.n_users, data.n_items])
+    for user, item, label in data.train:
+        liked[user, item] = max(liked[user, item], label)
+    popularity = metrics.item_popularity(data.train, data.n_items).astype(float)
+    return popularity / popularity.max() + weight * liked @ similarity
+
+
+class KGHistoryTest(tf.test.TestCase):
+
+    def test_scores_match_walking_the_shared_entities(self):
+        data = _data()
+        # An item–item triple and a repeated one, beside the fixture's item → genre triples.
+        data = mkr_data.MKRData(**{**data.__dict__, "kg": np.concatenate(
+            [data.kg, [[0, 0, 1], [0, 0, 1], [2, 1, data.n_entities - 1]]])})
+        expected = brute_force_kg_history(data, 0.5)
+        model = baselines.KGHistory(data, weight=0.5)
+        rows = data.test
+        self.assertAllClose(model.scores(rows), expected[rows[:, 0], rows[:, 1]], rtol=1e-5)
+        users = np.unique(rows[:, 0])
+        self.assertAllClose(model.catalogue_scores(tf.constant(users)), expected[users],
+                            rtol=1e-5)
+
+    def test_links_a_user_to_the_items_sharing_entities_with_theirs(self):
+        # two_taste_dataset's users like one genre; the genre entity links its items.
+        data = _data()
+        tried = []
+        best = baselines.best_kg_history(data, (0.1, 1.0), log=tried.append)
+        self.assertLen(tried, 2)
+        self.assertIn(best.settings["weight"], (0.1, 1.0))
+        self.assertGreater(metrics.auc(data.test[:, 2], best.scores(data.test)),
+                           metrics.auc(data.test[:, 2], baselines.Popularity(data).scores(
+                               data.test)))
+
+
 class BaselinesCommandTest(tf.test.TestCase):
 
     def test_json_has_every_baseline_with_test_auc_and_ndcg(self):

@@ -35,13 +35,14 @@ class ReproduceTest(tf.test.TestCase):
         # 2 seeds × MKR with and without KGE × (full data, cold items, ratio 0.5).
         self.assertEqual(first.stdout.count("training synthetic"), 12, first.stdout)
         self.assertEqual(first.stdout.count(
-            "fitting popularity, itemknn, mf, kg_popularity synthetic"), 4, first.stdout)
+            "fitting popularity, itemknn, mf, kg_popularity, kg_history synthetic"), 4, first.stdout)
         report = (out / "results.md").read_text()
         for heading in ("## CTR prediction", "## Top-K recommendation",
                         "## Paired differences over seeds", "## Cold items", "## Sparsity",
                         "## Wall time per run", "## Commands and versions"):
             self.assertIn(heading, report)
-        for model in ("MKR", "MKR w/o KGE", "popularity", "itemknn", "mf", "kg_popularity"):
+        for model in ("MKR", "MKR w/o KGE", "popularity", "itemknn", "mf", "kg_popularity",
+                      "kg_history"):
             self.assertIn(f"| synthetic | {model} |", report)
             self.assertIn(f"| {model} |", report)  # its top-K row
         for png in ("synthetic_learning_curves.png", "synthetic_topk.png", "synthetic_sparsity.png"):
@@ -52,7 +53,8 @@ class ReproduceTest(tf.test.TestCase):
 
         figures = json.loads((out / "results.json").read_text())
         compared = {row["b"] for row in figures["paired_differences"]}
-        self.assertEqual(compared, {"MKR w/o KGE", "popularity", "itemknn", "mf", "kg_popularity"})
+        self.assertEqual(compared, {"MKR w/o KGE", "popularity", "itemknn", "mf", "kg_popularity",
+                                    "kg_history"})
         for row in figures["paired_differences"] + figures["cold_paired_differences"]:
             for key in ("auc", "ndcg@10"):
                 self.assertLessEqual(row[key]["low"], row[key]["mean"])
@@ -66,14 +68,14 @@ class ReproduceTest(tf.test.TestCase):
         # A split whose saved figures lack a baseline (one added since) has only that one fitted.
         saved_path = sorted((out / "runs" / "synthetic" / "baselines").glob("*.json"))[0]
         saved = json.loads(saved_path.read_text())
-        del saved["kg_popularity"]
+        del saved["kg_history"]
         saved_path.write_text(json.dumps(saved))
         again = run_reproduce(f"--output_dir={out}")
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertNotIn("training", again.stdout)
         fitted = [line for line in again.stdout.splitlines() if "fitting" in line]
         self.assertLen(fitted, 1, again.stdout)
-        self.assertIn("fitting kg_popularity synthetic", fitted[0])
+        self.assertIn("fitting kg_history synthetic", fitted[0])
         # The same figures; the first line (date, command) and the command section name the flag.
         def same_part(text):
             return text.split("\n", 3)[3].partition("## Commands and versions")[0]
