@@ -67,12 +67,14 @@ PAPER_MKR, RECOMMENDED_MKR = "MKR", "MKR (recommended)"
 RECOMMENDED_WITHOUT_KG = "MKR (recommended) w/o KG"
 # The training options beyond the paper, each of which the recommended preset may turn on.
 OPTIONS = ("init_scale", "rs_negatives", "use_biases", "residual", "tie_item_entity", "rs_loss",
-           "kge_negatives", "kge_model", "history_length", "use_user_embedding", "history_dropout",
-           "item_neighbours", "lr_schedule")
+           "softmax_samples", "kge_negatives", "kge_model", "history_length", "use_user_embedding",
+           "history_dropout", "item_neighbours", "history_neighbours", "lr_schedule")
 # Options that only mean something beside another: without a history a user is U[user] again,
-# and the margin is TransE's alone.
-_RESET_WITH = {"history_length": ("use_user_embedding", "history_dropout"),
-               "kge_model": ("kge_margin",)}
+# the margin is TransE's alone, the samples the softmax loss's, and a history read with its KG
+# tails needs both.
+_RESET_WITH = {"history_length": ("use_user_embedding", "history_dropout", "history_neighbours"),
+               "kge_model": ("kge_margin",), "rs_loss": ("softmax_samples",),
+               "item_neighbours": ("history_neighbours",)}
 # The paper's ablations (Section 4.4) and the RS task alone; the recommended preset, without the
 # KGE task, without the KG at all and without each option in turn.
 VARIANTS = (
@@ -89,7 +91,7 @@ VARIANTS = (
             "the recommended preset's RS task alone", preset="recommended"),
     Variant(RECOMMENDED_WITHOUT_KG, {"use_kge": False}, "the recommended preset's RS task alone, "
             "without the items' KG neighbours: nothing of the KG is read", preset="recommended",
-            reset=("item_neighbours",)),
+            reset=("item_neighbours", "history_neighbours")),
     *(Variant(f"MKR (recommended) w/o {option}", {}, f"the recommended preset with {option} "
               f"as the paper has it", preset="recommended",
               reset=(option, *_RESET_WITH.get(option, ())))
