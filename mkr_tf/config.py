@@ -31,7 +31,7 @@ XLA_DATASETS = ("movie", "book", "music", "synthetic")
 
 OPTIMIZERS = ("lazy_adam", "adam")
 CROSS_UNITS = ("cross_compress", "dcn", "stitch")
-RS_LOSSES = ("pointwise", "softmax")
+RS_LOSSES = ("pointwise", "softmax", "softmax+pointwise")
 LR_SCHEDULES = ("constant", "cosine")
 KGE_MODELS = ("mlp", "transe")
 SELECTIONS = ("auc", "auc+ndcg@10")
@@ -106,8 +106,11 @@ class MKRConfig:
                                    "entities.", preset=True, model=True)
     rs_loss: str = _field("pointwise", "pointwise: the paper's cross-entropy of every row; "
                           "softmax (beyond the paper): each positive against the whole "
-                          "catalogue.", choices=RS_LOSSES, preset=True, model=True)
-    softmax_samples: int = _field(0, "Beyond the paper: > 0 with rs_loss=softmax contrasts each "
+                          "catalogue; softmax+pointwise: the softmax plus the cross-entropy of "
+                          "each positive (label 1) and of the items it is contrasted with (label "
+                          "0), which ties the users' scores to one scale, as AUC over all rows "
+                          "needs.", choices=RS_LOSSES, preset=True, model=True)
+    softmax_samples: int = _field(0, "Beyond the paper: > 0 with a softmax rs_loss contrasts each "
                                   "positive with this many items drawn uniformly each step, "
                                   "shared by the batch, instead of the whole catalogue: a "
                                   "fraction of the cost on a large catalogue.", preset=True,
@@ -185,14 +188,15 @@ class MKRConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise errors.ConfigError(f"{name} must be an integer >= 0, got {value!r}")
-        if self.rs_loss == "softmax" and self.rs_negatives:
+        if self.rs_loss != "pointwise" and self.rs_negatives:
             raise errors.ConfigError(
-                "rs_negatives has no effect with rs_loss=softmax, which contrasts each positive "
-                "with the whole catalogue; leave it 0")
-        if self.softmax_samples and self.rs_loss != "softmax":
-            raise errors.ConfigError("softmax_samples needs rs_loss=softmax")
-        if (self.use_biases or self.rs_loss == "softmax") and not self.use_inner_product:
-            raise errors.ConfigError("use_biases and rs_loss=softmax need use_inner_product=true")
+                f"rs_negatives has no effect with rs_loss={self.rs_loss}, which contrasts each "
+                "positive with the catalogue or softmax_samples; leave it 0")
+        if self.softmax_samples and self.rs_loss == "pointwise":
+            raise errors.ConfigError("softmax_samples needs a softmax rs_loss")
+        if (self.use_biases or self.rs_loss != "pointwise") and not self.use_inner_product:
+            raise errors.ConfigError(
+                "use_biases and the softmax rs_losses need use_inner_product=true")
         if not 0 <= self.history_dropout < 1:
             raise errors.ConfigError(
                 f"history_dropout must be in [0, 1), got {self.history_dropout!r}")

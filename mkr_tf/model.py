@@ -107,7 +107,11 @@ class MKR(keras.Model):
         tie_item_entity      one table for items and entities: V[item] = E[item]
         rs_loss="softmax"    RS: −mean over positives (u, i) of log softmax_j(u · v_j)[i], j over
                              the whole catalogue
-        softmax_samples = s  with rs_loss="softmax": j over the row's item i and s items drawn
+        rs_loss="softmax+pointwise"  the softmax loss plus, per positive, the pointwise
+                             cross-entropy of its logit (label 1) and the mean of its contrasted
+                             items' (label 0): the softmax alone is blind to a shift of one
+                             user's logits, which AUC over all users' rows is not
+        softmax_samples = s  with a softmax loss: j over the row's item i and s items drawn
                              uniformly each RS step, shared by the batch (an accidental i among
                              them left out), which costs s item vectors a step instead of the
                              catalogue's; uniform draws shift every sampled logit alike, so the
@@ -509,7 +513,7 @@ class MKR(keras.Model):
             user_vectors = self.user_vectors(batch["user"], excluded_items=batch["item"],
                                              training=True)
             item_vectors, _ = self.item_and_head_vectors(batch["item"])
-            if self.rs_loss == "softmax":
+            if self.rs_loss != "pointwise":
                 per_row = labels * self._softmax_loss(user_vectors, item_vectors, batch["item"])
                 # The mean over the positive rows; the negative rows add nothing.
                 base_loss = _batch_mean(per_row, global_batch_size, row_weights) / tf.maximum(
@@ -528,20 +532,26 @@ class MKR(keras.Model):
     def _softmax_loss(self, user_vectors, item_vectors, items):
         """−log softmax of each row's item against the catalogue, or with `softmax_samples`
         against the step's sampled items."""
-        if not self.softmax_samples:
-            catalogue, _ = self.item_and_head_vectors(tf.range(self.n_items, dtype=tf.int64))
-            return tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=items, logits=self.catalogue_logits(user_vectors, catalogue))
-        sampled = self._sampled_items()
-        sampled_vectors, _ = self.item_and_head_vectors(sampled)
-        sampled_logits = self.catalogue_logits(user_vectors, sampled_vectors)
-        # A row's own item drawn as a negative would contrast the positive with itself.
-        sampled_logits = tf.where(tf.equal(sampled[None, :], tf.cast(items, tf.int64)[:, None]),
-                                  tf.constant(-1e9, sampled_logits.dtype), sampled_logits)
-        logits = tf.concat([self.rs_logits(user_vectors, item_vectors)[:, None],
-                            sampled_logits], axis=1)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(
+        positive_logits = self.rs_logits(user_vectors, item_vectors)
+        if self.softmax_samples:
+            others = self._sampled_items()
+        else:
+            others = tf.range(self.n_items, dtype=tf.int64)
+        other_vectors, _ = self.item_and_head_vectors(others)
+        # The row's own item among the others (always in the catalogue, by chance in a sample)
+        # would contrast the positive with itself.
+        is_negative = tf.not_equal(others[None, :], tf.cast(items, tf.int64)[:, None])
+        negative_logits = self.catalogue_logits(user_vectors, other_vectors)
+        logits = tf.concat([positive_logits[:, None], tf.where(
+            is_negative, negative_logits, tf.constant(-1e9, negative_logits.dtype))], axis=1)
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.zeros_like(items, tf.int64), logits=logits)
+        if self.rs_loss == "softmax+pointwise":
+            negatives = tf.cast(is_negative, tf.float32)
+            loss += tf.nn.softplus(-positive_logits) + tf.reduce_sum(
+                negatives * tf.nn.softplus(negative_logits), axis=1) / tf.maximum(
+                tf.reduce_sum(negatives, axis=1), 1.0)
+        return loss
 
     def _sampled_items(self):
         """[softmax_samples] uniform items, a function of (seed, RS step) alone, so that a

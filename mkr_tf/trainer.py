@@ -356,7 +356,7 @@ def _train(config, data, run_dir, dataset_name, log, data_source, callbacks, pat
 def _epoch_ratings(config: MKRConfig, data: mkr_data.MKRData, epoch: int) -> np.ndarray:
     """The RS rows epoch `epoch` trains on, in its seeded order."""
     ratings = data.train
-    if config.rs_loss == "softmax":
+    if config.rs_loss != "pointwise":
         # The softmax contrasts each positive with the whole catalogue: negative rows would
         # only cost steps.
         ratings = data.train[data.train[:, 2] == 1]

@@ -130,7 +130,7 @@ def _positive(value) -> bool:
 # setting, the test of its value), all of which must pass.
 CONDITIONS: dict[str, tuple[tuple[str, Callable[[Any], bool]], ...]] = {
     "rs_negatives": (("rs_loss", lambda rs_loss: rs_loss == "pointwise"),),
-    "softmax_samples": (("rs_loss", lambda rs_loss: rs_loss == "softmax"),),
+    "softmax_samples": (("rs_loss", lambda rs_loss: rs_loss != "pointwise"),),
     "kge_margin": (("kge_model", lambda kge_model: kge_model == "transe"),),
     "use_user_embedding": (("history_length", _positive),),
     "history_dropout": (("history_length", _positive),),

@@ -193,6 +193,27 @@ class MKRTest(tf.test.TestCase):
         # The next step draws other items.
         self.assertNotAllEqual(sampled, model._sampled_items())
 
+    def test_softmax_plus_pointwise_adds_each_positives_and_its_negatives_cross_entropy(self):
+        softplus = lambda x: np.log1p(np.exp(x))
+        for samples in (0, 6):
+            model = _model(rs_loss="softmax+pointwise", softmax_samples=samples, lr_rs=1e-12,
+                           l2_weight=0.0, seed=3)
+            others = model._sampled_items().numpy() if samples else np.arange(5)
+            u = model.user_vectors(RS_BATCH["user"]).numpy()
+            vectors = model.item_and_head_vectors(tf.range(5, dtype=tf.int64))[0].numpy()
+            expected = []
+            for row in (0, 2):  # rows labelled 1; the negative row adds nothing
+                item = int(RS_BATCH["item"][row])
+                negative_logits = np.array([u[row] @ vectors[j] for j in others if j != item])
+                positive_logit = u[row] @ vectors[item]
+                softmax = np.log(np.exp(positive_logit) + np.exp(negative_logits).sum()
+                                 ) - positive_logit
+                expected.append(softmax + softplus(-positive_logit)
+                                + softplus(negative_logits).mean())
+            with self.subTest(samples=samples):
+                self.assertAllClose(model.rec_step(RS_BATCH)["rs_base_loss"], np.mean(expected),
+                                    rtol=1e-4)
+
     def test_kge_negatives_give_a_logistic_loss_drawn_per_seed_and_step(self):
         model = _model(kge_negatives=3, lr_kge=1e-12, l2_weight=0.0, seed=4)
         corrupted = model._corrupted_tails(3).numpy()
@@ -414,7 +435,7 @@ class MKRTest(tf.test.TestCase):
         inputs = {"user": RS_BATCH["user"], "item": RS_BATCH["item"]}
         self.assertAllClose(restored(inputs), model(inputs))
         for options, message in (({"rs_loss": "bpr"}, "rs_loss"),
-                                 ({"softmax_samples": 4}, "softmax_samples needs rs_loss"),
+                                 ({"softmax_samples": 4}, "softmax_samples needs a softmax rs_loss"),
                                  ({"rs_loss": "softmax", "softmax_samples": -1}, "integer >= 0"),
                                  ({"use_biases": True, "use_inner_product": False}, "inner_product"),
                                  ({"residual": True, "cross_unit": "dcn"}, "residual"),
