@@ -106,7 +106,7 @@ class MKRConfig:
                                    "entities.", preset=True, model=True)
     rs_loss: str = _field("pointwise", "pointwise: the paper's cross-entropy of every row; "
                           "softmax (beyond the paper): each positive against the whole "
-                          "catalogue; softmax+pointwise: the softmax plus the cross-entropy of "
+                          "catalogue (or softmax_samples items); softmax+pointwise: the softmax plus the cross-entropy of "
                           "each positive (label 1) and of the items it is contrasted with (label "
                           "0), which ties the users' scores to one scale, as AUC over all rows "
                           "needs.", choices=RS_LOSSES, preset=True, model=True)
@@ -160,6 +160,12 @@ class MKRConfig:
                                "wins (README, Speed).", preset=True)
 
     def __post_init__(self):
+        # Choices first: the rules below read rs_loss, kge_model and the rest as valid values.
+        for field in dataclasses.fields(self):
+            choices = field.metadata.get("choices")
+            if choices is not None and getattr(self, field.name) not in choices:
+                raise errors.ConfigError(f"{field.name} must be one of {choices}, got "
+                                         f"{getattr(self, field.name)!r}")
         positive_ints = ("n_epochs", "dim", "L", "H", "batch_size", "kge_interval")
         for name in positive_ints:
             value = getattr(self, name)
@@ -213,11 +219,6 @@ class MKRConfig:
                 f"residual is an option of cross_compress, not of {self.cross_unit}")
         if not 0 <= self.cold_items < 1:
             raise errors.ConfigError(f"cold_items must be in [0, 1), got {self.cold_items!r}")
-        for field in dataclasses.fields(self):
-            choices = field.metadata.get("choices")
-            if choices is not None and getattr(self, field.name) not in choices:
-                raise errors.ConfigError(f"{field.name} must be one of {choices}, got "
-                                         f"{getattr(self, field.name)!r}")
 
     @classmethod
     def for_dataset(cls, dataset: str, preset: str | None = None, **overrides) -> "MKRConfig":

@@ -44,6 +44,9 @@ KG_OUTPUTS = ("kge_loss", "kge_score", "kge_rmse")
 ROWS_SPEC = tf.TensorSpec([None, 3], tf.int64)
 BATCH_SIZE_SPEC = tf.TensorSpec([], tf.int64)
 EVAL_BATCH_SIZE = 65536
+# A scoring chunk's largest intermediate, in floats: with history_neighbours it is a user's
+# history read with each item's KG tails, history_length × item_neighbours × dim a row.
+EVAL_CHUNK_FLOATS = 1 << 26
 # With jit_compile, LazyAdam updates a table of at most this many rows per batch row as a whole,
 # masked to the rows a batch touches (optimizers.LazyAdam.masked_rows_limit): measured on music,
 # book and MovieLens-sized data, XLA runs that faster than the row set's dynamic size up to about
@@ -54,6 +57,15 @@ MASKED_ROWS_PER_BATCH_ROW = 256
 STEPS_PER_CLOSURE = 32
 
 _IDS_SPEC = tf.TensorSpec([None], tf.int64)
+
+
+def eval_batch_size(model) -> int:
+    """Rows a scoring chunk of `model` holds: EVAL_BATCH_SIZE, or fewer where its histories read
+    with their KG tails would pass EVAL_CHUNK_FLOATS."""
+    if not getattr(model, "history_neighbours", False):
+        return EVAL_BATCH_SIZE
+    per_row = model.history_length * model.n_neighbours * model.dim
+    return max(1, min(EVAL_BATCH_SIZE, EVAL_CHUNK_FLOATS // per_row))
 
 
 def columns(rows, names):
@@ -390,7 +402,8 @@ class LocalRunner:
         """Click probabilities for the (user, item) columns of `ratings`, in large graph batches."""
         return np.concatenate([
             self.model.predict_batch(tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1])).numpy()
-            for chunk in np.array_split(ratings, max(1, -(-len(ratings) // EVAL_BATCH_SIZE)))])
+            for chunk in np.array_split(
+                ratings, max(1, -(-len(ratings) // eval_batch_size(self.model))))])
 
 
 @contextlib.contextmanager
@@ -466,7 +479,7 @@ class SynchronousRunner(_StrategyRunner):
         """Click probabilities, each replica scoring its share of each chunk, gathered in order."""
         return np.concatenate([
             self._predict(tf.constant(chunk[:, 0]), tf.constant(chunk[:, 1])).numpy()
-            for chunk in _chunks(ratings, EVAL_BATCH_SIZE)])
+            for chunk in _chunks(ratings, eval_batch_size(self.model))])
 
     @tf.function(input_signature=[_IDS_SPEC, _IDS_SPEC])
     def _predict(self, users, items):
@@ -509,7 +522,7 @@ class ParameterServerRunner(_StrategyRunner):
         """Click probabilities, chunks scored on whichever worker is free, gathered in order."""
         scheduled = [self.coordinator.schedule(self._predict, args=(tf.constant(chunk[:, 0]),
                                                                     tf.constant(chunk[:, 1])))
-                     for chunk in _chunks(ratings, EVAL_BATCH_SIZE)]
+                     for chunk in _chunks(ratings, eval_batch_size(self.model))]
         return np.concatenate([result.fetch() for result in scheduled])
 
     @tf.function(input_signature=[_IDS_SPEC, _IDS_SPEC])

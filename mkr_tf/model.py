@@ -168,11 +168,15 @@ class MKR(keras.Model):
             lr_rs=lr_rs, lr_kge=lr_kge, optimizer=optimizer, cross_unit=cross_unit,
             init_scale=init_scale, use_biases=use_biases, residual=residual,
             tie_item_entity=tie_item_entity, rs_loss=rs_loss, softmax_samples=softmax_samples,
-            kge_negatives=kge_negatives, kge_model=kge_model, kge_margin=kge_margin, history_length=history_length,
-            history_dropout=history_dropout,
+            kge_negatives=kge_negatives, kge_model=kge_model, kge_margin=kge_margin,
+            history_length=history_length, history_dropout=history_dropout,
             use_user_embedding=use_user_embedding,
             item_neighbours=item_neighbours, history_neighbours=history_neighbours,
             lr_schedule=lr_schedule, seed=seed)
+        if softmax_samples >= n_items:
+            raise errors.ConfigError(
+                f"softmax_samples ({softmax_samples}) must be below the catalogue's {n_items} "
+                f"items; 0 contrasts each positive with the whole catalogue, exactly")
         if n_entities < n_items:
             raise ValueError(
                 f"n_entities ({n_entities}) must cover every item (n_items={n_items}): entity i is item i")
@@ -307,8 +311,9 @@ class MKR(keras.Model):
             np.random.default_rng((seed, 17))))
 
     def _history_mean(self, users, excluded_items=None, training=False):
-        """mean_{j ∈ N(u)} V[j] of each user, without `excluded_items` (one per user), and in
-        `training` without the items `history_dropout` drops."""
+        """mean_{j ∈ N(u)} V[j] of each user (with `history_neighbours`, V[j] + mean_{t ∈ T(j)}
+        E[t]), without `excluded_items` (one per user), and in `training` without the items
+        `history_dropout` drops."""
         table = self.entity_embedding if self.tie_item_entity else self.item_embedding
         if self.history_neighbours:
             plain_table = table

@@ -357,8 +357,8 @@ def _epoch_ratings(config: MKRConfig, data: mkr_data.MKRData, epoch: int) -> np.
     """The RS rows epoch `epoch` trains on, in its seeded order."""
     ratings = data.train
     if config.rs_loss != "pointwise":
-        # The softmax contrasts each positive with the whole catalogue: negative rows would
-        # only cost steps.
+        # The softmax losses contrast each positive with the catalogue or the step's sampled
+        # items: negative rows would only cost steps.
         ratings = data.train[data.train[:, 2] == 1]
     elif config.rs_negatives:
         ratings = negatives.with_fresh_negatives(

@@ -30,6 +30,17 @@ class EngineTest(tf.test.TestCase):
         losses = engine.LocalRunner(model).rec_epoch(ratings, 2)
         self.assertAllClose(losses["rs_base_loss"], np.mean(per_example), rtol=1e-4)
 
+    def test_histories_read_with_kg_tails_are_scored_in_smaller_chunks_alike(self):
+        self.assertEqual(engine.eval_batch_size(_model(history_length=2)), engine.EVAL_BATCH_SIZE)
+        model = _model(history_length=2, item_neighbours=2, history_neighbours=True)
+        model.set_user_history(np.array([[0, 1, 1], [0, 2, 1], [3, 4, 1]]), seed=0)
+        model.set_item_neighbours(np.array([[1, 0, 6], [2, 1, 7], [4, 2, 8]]), seed=0)
+        ratings = np.array([[user, item, 1] for user in range(7) for item in range(5)])
+        whole = engine.LocalRunner(model).predict(ratings)
+        with mock.patch.object(engine, "EVAL_CHUNK_FLOATS", 2 * 2 * 4 * 3):
+            self.assertEqual(engine.eval_batch_size(model), 3)
+            self.assertAllClose(engine.LocalRunner(model).predict(ratings), whole)
+
     def test_nonfinite_step_is_reported(self):
         model = _model(lr_rs=1e30)
         ratings = tf.tile(tf.stack([RS_BATCH["user"], RS_BATCH["item"], RS_BATCH["label"]], axis=1),

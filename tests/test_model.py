@@ -171,14 +171,14 @@ class MKRTest(tf.test.TestCase):
         self.assertAllClose(model.rec_step(RS_BATCH)["rs_base_loss"], expected, rtol=1e-4)
 
     def test_sampled_softmax_contrasts_each_positive_with_the_steps_draws_alone(self):
-        model = _model(rs_loss="softmax", softmax_samples=6, lr_rs=1e-12, l2_weight=0.0, seed=3)
+        model = _model(rs_loss="softmax", softmax_samples=4, lr_rs=1e-12, l2_weight=0.0, seed=3)
         sampled = model._sampled_items().numpy()
-        self.assertEqual(sampled.shape, (6,))
+        self.assertEqual(sampled.shape, (4,))
         self.assertAllInRange(sampled, 0, 4)
         self.assertIn(1, sampled)  # the positives' item, drawn by accident, is left out
-        self.assertAllEqual(sampled, _model(rs_loss="softmax", softmax_samples=6,
+        self.assertAllEqual(sampled, _model(rs_loss="softmax", softmax_samples=4,
                                             seed=3)._sampled_items())
-        self.assertNotAllEqual(sampled, _model(rs_loss="softmax", softmax_samples=6,
+        self.assertNotAllEqual(sampled, _model(rs_loss="softmax", softmax_samples=4,
                                                seed=2)._sampled_items())
         u = model.user_vectors(RS_BATCH["user"]).numpy()
         vectors = model.item_and_head_vectors(tf.range(5, dtype=tf.int64))[0].numpy()
@@ -190,12 +190,14 @@ class MKRTest(tf.test.TestCase):
             expected.append(np.log(np.sum(np.exp(logits - logits[0]))))
         self.assertAllClose(model.rec_step(RS_BATCH)["rs_base_loss"], np.mean(expected),
                             rtol=1e-4)
-        # The next step draws other items.
+        # The next step draws other items, and an XLA-compiled step the same ones.
         self.assertNotAllEqual(sampled, model._sampled_items())
+        self.assertAllEqual(tf.function(model._sampled_items, jit_compile=True)(),
+                            model._sampled_items())
 
     def test_softmax_plus_pointwise_adds_each_positives_and_its_negatives_cross_entropy(self):
         softplus = lambda x: np.log1p(np.exp(x))
-        for samples in (0, 6):
+        for samples in (0, 4):
             model = _model(rs_loss="softmax+pointwise", softmax_samples=samples, lr_rs=1e-12,
                            l2_weight=0.0, seed=3)
             others = model._sampled_items().numpy() if samples else np.arange(5)
@@ -426,7 +428,8 @@ class MKRTest(tf.test.TestCase):
 
     def test_options_round_trip_and_are_checked(self):
         model = _model(use_biases=True, residual=True, tie_item_entity=True, rs_loss="softmax",
-                       softmax_samples=3, kge_negatives=2, init_scale=0.1, history_length=3, history_dropout=0.25,
+                       softmax_samples=3, kge_negatives=2, init_scale=0.1, history_length=3,
+                       history_dropout=0.25,
                        item_neighbours=2, history_neighbours=True, kge_model="transe",
                        kge_margin=3.0, seed=3)
         restored = MKR.from_config(model.get_config())
@@ -436,6 +439,9 @@ class MKRTest(tf.test.TestCase):
         self.assertAllClose(restored(inputs), model(inputs))
         for options, message in (({"rs_loss": "bpr"}, "rs_loss"),
                                  ({"softmax_samples": 4}, "softmax_samples needs a softmax rs_loss"),
+                                 ({"rs_loss": "softmax", "softmax_samples": 5},
+                                  r"softmax_samples \(5\) must be below the catalogue's 5 items"),
+                                 ({"rs_loss": "bpr", "use_inner_product": False}, "rs_loss must be"),
                                  ({"rs_loss": "softmax", "softmax_samples": -1}, "integer >= 0"),
                                  ({"use_biases": True, "use_inner_product": False}, "inner_product"),
                                  ({"residual": True, "cross_unit": "dcn"}, "residual"),

@@ -290,6 +290,8 @@ class TuneTest(tf.test.TestCase):
         with self.assertRaisesRegex(tune.errors.ConfigError, "fix item_neighbours to one of"):
             self._search(self.create_tempdir().full_path,
                          fixed={"history_length": 32, "history_neighbours": True})
+        # Fixed at its default, a setting is right beside any other.
+        self._search(self.create_tempdir().full_path, fixed={"history_neighbours": False})
 
     def test_the_margin_is_drawn_only_for_transe(self):
         space = {"kge_model": tune._choice("mlp", "transe"), "kge_margin": tune._choice(2.0)}
