@@ -173,10 +173,7 @@ class MKR(keras.Model):
             use_user_embedding=use_user_embedding,
             item_neighbours=item_neighbours, history_neighbours=history_neighbours,
             lr_schedule=lr_schedule, seed=seed)
-        if softmax_samples >= n_items:
-            raise errors.ConfigError(
-                f"softmax_samples ({softmax_samples}) must be below the catalogue's {n_items} "
-                f"items; 0 contrasts each positive with the whole catalogue, exactly")
+        check_softmax_samples(softmax_samples, n_items)
         if n_entities < n_items:
             raise ValueError(
                 f"n_entities ({n_entities}) must cover every item (n_items={n_items}): entity i is item i")
@@ -647,6 +644,15 @@ class MKR(keras.Model):
             history_dropout=self.history_dropout, use_user_embedding=self.use_user_embedding,
             item_neighbours=self.n_neighbours, history_neighbours=self.history_neighbours,
             lr_schedule=self.lr_schedule, seed=self.seed)
+
+
+def check_softmax_samples(softmax_samples: int, n_items: int) -> None:
+    """Refuses more sampled items than the catalogue holds, which would cost more than the exact
+    softmax and still be noisy."""
+    if softmax_samples >= n_items:
+        raise errors.ConfigError(
+            f"softmax_samples ({softmax_samples}) must be below the catalogue's {n_items} "
+            f"items; 0 contrasts each positive with the whole catalogue, exactly")
 
 
 def build_model(config, data) -> MKR:

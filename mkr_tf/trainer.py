@@ -181,6 +181,8 @@ def train(config: MKRConfig, data: mkr_data.MKRData, run_dir: os.PathLike, datas
     if require_checkpoint and tf.train.latest_checkpoint(str(checkpoints)) is None:
         raise errors.TrainingError(f"{checkpoints}: no checkpoint to resume from")
     runs.check_checkpoint_every_seconds(checkpoint_every_seconds)
+    # A setting the data refuses, refused before the run folder is written.
+    mkr_model.check_softmax_samples(config.softmax_samples, data.n_items)
     arguments = (config, data, run_dir, dataset_name, log, data_source, callbacks, patience,
                  strategy, checkpoint_every_seconds)
     if not distribute.is_chief(strategy):

@@ -339,20 +339,32 @@ class TrainingOptionsTest(tf.test.TestCase):
         self.assertEqual(first["history"], [{**r, "seconds": a["seconds"]} for r, a in
                                             zip(again["history"], first["history"])])
 
-    def test_softmax_ignores_the_negative_rows(self):
+    def test_softmax_losses_ignore_the_negative_rows(self):
         ratings, kg = two_taste_dataset(n_users=80)
         dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
         fewer_negatives = dataset.train[(dataset.train[:, 2] == 1) | (dataset.train[:, 0] % 2 == 0)]
-        config = MKRConfig(n_epochs=2, batch_size=64, lr_rs=0.01, kge_interval=1, seed=1,
-                           rs_loss="softmax")
-        runs = [trainer.train(config, dataclasses.replace(dataset, train=train),
-                              self.create_tempdir().full_path, "two_taste",
-                              log=lambda _: None).results
-                for train in (dataset.train, fewer_negatives)]
-        for key in ("rs_loss", "eval_auc"):
-            self.assertEqual(runs[0]["history"][-1][key], runs[1]["history"][-1][key])
-        with self.assertRaisesRegex(ValueError, "rs_negatives has no effect"):
-            MKRConfig(rs_loss="softmax", rs_negatives=2)
+        for rs_loss in ("softmax", "softmax+pointwise"):
+            config = MKRConfig(n_epochs=2, batch_size=64, lr_rs=0.01, kge_interval=1, seed=1,
+                               rs_loss=rs_loss)
+            runs = [trainer.train(config, dataclasses.replace(dataset, train=train),
+                                  self.create_tempdir().full_path, "two_taste",
+                                  log=lambda _: None).results
+                    for train in (dataset.train, fewer_negatives)]
+            for key in ("rs_loss", "eval_auc"):
+                self.assertEqual(runs[0]["history"][-1][key], runs[1]["history"][-1][key],
+                                 msg=rs_loss)
+            with self.assertRaisesRegex(ValueError, "rs_negatives has no effect"):
+                MKRConfig(rs_loss=rs_loss, rs_negatives=2)
+
+    def test_more_softmax_samples_than_items_are_refused_before_the_run_folder_is_written(self):
+        ratings, kg = two_taste_dataset(n_users=40)
+        dataset = data.build_dataset(ratings, kg, seed=1, log=lambda _: None)
+        run_dir = pathlib.Path(self.create_tempdir().full_path) / "run"
+        config = MKRConfig(rs_loss="softmax", softmax_samples=dataset.n_items)
+        with self.assertRaisesRegex(errors.ConfigError, rf"^softmax_samples \({dataset.n_items}\) "
+                                    rf"must be below the catalogue's {dataset.n_items} items"):
+            trainer.train(config, dataset, run_dir, "two_taste", log=lambda _: None)
+        self.assertFalse(run_dir.exists())
 
     def test_select_on_auc_plus_ndcg_keeps_the_epoch_of_the_best_sum(self):
         results = self._train(select_on="auc+ndcg@10", n_epochs=3)
