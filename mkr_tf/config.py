@@ -106,10 +106,10 @@ class MKRConfig:
                                    "entities.", preset=True, model=True)
     rs_loss: str = _field("pointwise", "pointwise: the paper's cross-entropy of every row; "
                           "softmax (beyond the paper): each positive against the whole "
-                          "catalogue (or softmax_samples items); softmax+pointwise: the softmax plus the cross-entropy of "
-                          "each positive (label 1) and of the items it is contrasted with (label "
-                          "0), which ties the users' scores to one scale, as AUC over all rows "
-                          "needs.", choices=RS_LOSSES, preset=True, model=True)
+                          "catalogue (or softmax_samples items); softmax+pointwise: the softmax "
+                          "plus the cross-entropy of each positive (label 1) and of the items it "
+                          "is contrasted with (label 0), which ties the users' scores to one "
+                          "scale, as AUC over all rows needs.", choices=RS_LOSSES, preset=True, model=True)
     softmax_samples: int = _field(0, "Beyond the paper: > 0 with a softmax rs_loss contrasts each "
                                   "positive with this many items drawn uniformly each step, "
                                   "shared by the batch, instead of the whole catalogue: a "

@@ -311,19 +311,20 @@ class MKR(keras.Model):
         """mean_{j ∈ N(u)} V[j] of each user (with `history_neighbours`, V[j] + mean_{t ∈ T(j)}
         E[t]), without `excluded_items` (one per user), and in `training` without the items
         `history_dropout` drops."""
-        table = self.entity_embedding if self.tie_item_entity else self.item_embedding
-        if self.history_neighbours:
-            plain_table = table
-
-            def table(ids):  # pylint: disable=function-redefined
-                neighbours = self._neighbour_mean(tf.reshape(ids, [-1]))
-                return plain_table(ids) + tf.reshape(neighbours, tf.concat(
-                    [tf.shape(ids), [self.dim]], 0))
         history = tf.gather(self.user_history, users)
         if training and self.history_dropout:
             history = tf.where(self._history_kept(tf.shape(history, out_type=tf.int64)), history,
                                tf.constant(-1, history.dtype))
-        return _masked_mean(table, history, excluded_items)
+        return _masked_mean(self._history_rows, history, excluded_items)
+
+    def _history_rows(self, items):
+        """V[j] of history items j (ids of any shape), with `history_neighbours`
+        V[j] + mean_{t ∈ T(j)} E[t]."""
+        table = self.entity_embedding if self.tie_item_entity else self.item_embedding
+        rows = table(items)
+        if self.history_neighbours:
+            rows += tf.reshape(self._neighbour_mean(tf.reshape(items, [-1])), tf.shape(rows))
+        return rows
 
     def _history_kept(self, shape):
         """Which history places a training step keeps: a function of (seed, RS step) alone, so
