@@ -126,9 +126,11 @@ def claimed(run_dir: pathlib.Path, wanted: dict[str, Any],
 
     Refuses a non-empty folder that is not a run folder, a folder that another process holds,
     and, unless `overwrite`, a run of other settings. With `overwrite`, what the earlier run
-    wrote is removed first. The lock is released when the body ends, however it ends.
+    wrote is removed first. The lock is released when the body ends, however it ends; a body
+    that fails before any checkpoint leaves no run behind (nor the folder, if it made it).
     """
     check_output_folder(run_dir, "--run_dir")
+    created = not run_dir.exists()
     if run_dir.is_dir():
         _refuse_foreign(run_dir)
     try:
@@ -158,9 +160,27 @@ def claimed(run_dir: pathlib.Path, wanted: dict[str, Any],
             _remove(stale)
         with writing(run_dir, MARKER_FILE):
             files.write_json(run_dir / MARKER_FILE, wanted)
-        yield
+        try:
+            yield
+        except BaseException:
+            _remove_if_nothing_to_resume(run_dir, created)
+            raise
     finally:
         os.close(lock)
+
+
+def _remove_if_nothing_to_resume(run_dir: pathlib.Path, created: bool) -> None:
+    """After a failed run: what it wrote goes, unless a checkpoint lets it be resumed.
+
+    A run folder holding only run.json would otherwise be taken for a run started and kept.
+    """
+    checkpoints = run_dir / CHECKPOINT_DIR
+    if (run_dir / RESULTS_FILE).exists() or (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        return
+    for name in _RUN_ENTRIES:
+        _remove(run_dir / name)
+    if created and [path.name for path in run_dir.iterdir()] == [LOCK_FILE]:
+        shutil.rmtree(run_dir)
 
 
 # Write failures that are the machine's, not a bug: a full disk or quota, a file-size limit, a

@@ -115,8 +115,16 @@ class TrainTest(tf.test.TestCase):
         ratings, kg = two_taste_dataset(n_users=40)
         dataset = data.build_dataset(ratings, kg, seed=0)
         config = MKRConfig(n_epochs=3, batch_size=16, lr_rs=1e30)
-        with self.assertRaisesRegex(errors.TrainingError, r"RS loss became NaN or Inf at epoch \d+, step \d+"):
-            trainer.train(config, dataset, self.create_tempdir().full_path, "t", log=lambda _: None)
+        parent = pathlib.Path(self.create_tempdir().full_path)
+        given = parent / "given"
+        given.mkdir()
+        for run_dir in (parent / "new", given):
+            with self.assertRaisesRegex(errors.TrainingError,
+                                        r"RS loss became NaN or Inf at epoch 1, step \d+"):
+                trainer.train(config, dataset, run_dir, "t", log=lambda _: None)
+        # Nothing to resume from, so nothing that looks like a run is left.
+        self.assertEqual(sorted(path.name for path in parent.iterdir()), ["given"])
+        self.assertEqual([path.name for path in given.iterdir()], [runs.LOCK_FILE])
 
     def test_early_stopping_keeps_the_best_weights(self):
         ratings, kg = two_taste_dataset()
