@@ -274,11 +274,24 @@ class Search:
                                                 n_epochs=self.max_epochs, seed=seed,
                                                 select_on=self.objective, **params)
 
+    def check_dataset(self) -> str:
+        """The study's name, after refusing a folder that holds another dataset's search: a
+        folder holds one search, as its preset and TensorBoard logs are the folder's."""
+        study_name = f"mkr-{self.dataset}"
+        if (self.study_dir / STUDY_FILE).is_file():
+            for other in optuna.get_all_study_names(self.storage_url):
+                if other != study_name:
+                    raise errors.ConfigError(
+                        f"{self.study_dir / STUDY_FILE}: holds the search of "
+                        f"--dataset={other.removeprefix('mkr-')}, not --dataset={self.dataset}; "
+                        f"start a new --study_dir")
+        return study_name
+
     def open_study(self):
         """The study, created or resumed; trials a killed search left running are failed."""
         self.study_dir.mkdir(parents=True, exist_ok=True)
         storage = optuna.storages.RDBStorage(self.storage_url)
-        study_name = f"mkr-{self.dataset}"
+        study_name = self.check_dataset()
         study = optuna.create_study(
             study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
             pruner=optuna.pruners.MedianPruner(n_startup_trials=_STARTUP_TRIALS,
@@ -503,6 +516,7 @@ def _main():
                    FLAGS.objective, start_from=FLAGS.start_from, fixed=parse_fixed(FLAGS.fix))
     if FLAGS.start_from is not None:
         study.start_params()  # Checked before the data is loaded.
+    study.check_dataset()
     datasets = [cli.load_data_from_flags(seed, log=print) for seed in study.seeds]
     search(study, datasets, FLAGS.trials, command, log=lambda line: print(line, flush=True))
 

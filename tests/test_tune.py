@@ -100,6 +100,13 @@ class TuneTest(tf.test.TestCase):
             with self.subTest(**options), self.assertRaisesRegex(
                     errors.ConfigError, f"searched with {message}, not "):
                 tune.search(search, [_dataset(1), _dataset(2)], 2, "x", log=lambda _: None)
+        # Nor may it hold the search of another dataset.
+        search = tune.Search("book", study_dir, max_epochs=2, patience=2, space=SMALL_SPACE,
+                             seeds=(1, 2))
+        with self.assertRaisesRegex(errors.ConfigError,
+                                    r"study.db: holds the search of --dataset=two_taste, not "
+                                    r"--dataset=book; start a new --study_dir$"):
+            tune.search(search, [_dataset(1), _dataset(2)], 2, "x", log=lambda _: None)
 
     def test_a_search_killed_before_its_start_finished_queues_the_start_again(self):
         study_dir = pathlib.Path(self.create_tempdir().full_path)
@@ -144,6 +151,18 @@ class TuneTest(tf.test.TestCase):
         self.assertEqual(completed.stderr.strip().splitlines()[-1],
                          "mkr_tf.tune: error: --seeds=1,x: expected distinct integers from 0 to "
                          "2**32 - 1, such as 1,2,3")
+
+    def test_another_datasets_study_is_one_line_before_any_data_is_read(self):
+        study_dir = pathlib.Path(self.create_tempdir().full_path)
+        self._search(study_dir).open_study()
+        completed = subprocess.run(
+            [sys.executable, "-m", "mkr_tf.tune", "--dataset=book", "--data_dir=/nonexistent",
+             f"--study_dir={study_dir}"],
+            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        self.assertEqual(completed.returncode, 2)
+        self.assertEqual(completed.stderr.strip().splitlines()[-1],
+                         f"mkr_tf.tune: error: {study_dir / tune.STUDY_FILE}: holds the search of "
+                         f"--dataset=two_taste, not --dataset=book; start a new --study_dir")
 
     def test_a_search_starts_from_a_preset(self):
         start = pathlib.Path(self.create_tempdir().full_path) / "start.json"
