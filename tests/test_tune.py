@@ -21,6 +21,12 @@ SMALL_SPACE = {"dim": tune._choice(4, 8), "lr_rs": tune._log_uniform(1e-3, 3e-2)
                "rs_loss": tune._choice("pointwise", "softmax")}
 
 
+def _tune_command(*flags):
+    """`python -m mkr_tf.tune` with these flags, in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "mkr_tf.tune", *flags], capture_output=True,
+                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
 def _dataset(seed=1):
     ratings, kg = two_taste_dataset(n_users=60, n_items=40, n_ratings_per_user=10)
     return data.build_dataset(ratings, kg, seed=seed, log=lambda _: None)
@@ -143,10 +149,8 @@ class TuneTest(tf.test.TestCase):
         self.assertFalse((study_dir / tune.STUDY_FILE).exists())
 
     def test_a_bad_seed_is_one_line_before_any_data_is_read(self):
-        completed = subprocess.run(
-            [sys.executable, "-m", "mkr_tf.tune", "--seeds=1,x", "--data_dir=/nonexistent",
-             f"--study_dir={self.create_tempdir().full_path}"],
-            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        completed = _tune_command("--seeds=1,x", "--data_dir=/nonexistent",
+                                  f"--study_dir={self.create_tempdir().full_path}")
         self.assertEqual(completed.returncode, 2)
         self.assertEqual(completed.stderr.strip().splitlines()[-1],
                          "mkr_tf.tune: error: --seeds=1,x: expected distinct integers from 0 to "
@@ -155,10 +159,8 @@ class TuneTest(tf.test.TestCase):
     def test_another_datasets_study_is_one_line_before_any_data_is_read(self):
         study_dir = pathlib.Path(self.create_tempdir().full_path)
         self._search(study_dir).open_study()
-        completed = subprocess.run(
-            [sys.executable, "-m", "mkr_tf.tune", "--dataset=book", "--data_dir=/nonexistent",
-             f"--study_dir={study_dir}"],
-            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        completed = _tune_command("--dataset=book", "--data_dir=/nonexistent",
+                                  f"--study_dir={study_dir}")
         self.assertEqual(completed.returncode, 2)
         self.assertEqual(completed.stderr.strip().splitlines()[-1],
                          f"mkr_tf.tune: error: {study_dir / tune.STUDY_FILE}: holds the search of "
@@ -254,10 +256,8 @@ class TuneTest(tf.test.TestCase):
 
     def test_a_start_outside_the_space_is_one_line_before_any_data_is_read(self):
         study_dir = pathlib.Path(self.create_tempdir().full_path) / "study"
-        completed = subprocess.run(
-            [sys.executable, "-m", "mkr_tf.tune", "--dataset=music", f"--study_dir={study_dir}",
-             "--start_from=paper", "--data_dir=/nonexistent", "--nodownload"],
-            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        completed = _tune_command("--dataset=music", f"--study_dir={study_dir}", "--start_from=paper",
+                                  "--data_dir=/nonexistent", "--nodownload")
         self.assertEqual(completed.returncode, 2)
         self.assertEqual(completed.stderr.strip().splitlines()[-1],
                          "mkr_tf.tune: error: --start_from=paper: dim=4 is outside the search's "
@@ -347,9 +347,7 @@ class TuneTest(tf.test.TestCase):
     def test_a_study_dir_of_other_files_is_refused_in_one_line(self):
         study_dir = pathlib.Path(self.create_tempdir().full_path)
         (study_dir / "notes.txt").write_text("mine")
-        completed = subprocess.run(
-            [sys.executable, "-m", "mkr_tf.tune", f"--study_dir={study_dir}", "--trials=1"],
-            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        completed = _tune_command(f"--study_dir={study_dir}", "--trials=1")
         self.assertEqual(completed.returncode, 2)
         self.assertEqual(completed.stderr.strip().splitlines()[-1],
                          f"mkr_tf.tune: error: --study_dir {study_dir}: holds notes.txt, which is "
