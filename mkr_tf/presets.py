@@ -70,7 +70,20 @@ def read(path: os.PathLike) -> dict[str, Any]:
     unknown = sorted(set(document["settings"]) - (fields - set(_NOT_SETTINGS)))
     if unknown:
         raise errors.MKRError(f"{path}: unknown setting {unknown[0]!r} in \"settings\"")
+    defaults = mkr_config.MKRConfig()
+    for name, value in document["settings"].items():
+        kind = type(getattr(defaults, name))
+        # JSON's true is not a number here, nor 1 a bool: "residual": 1 is a typo, not a choice.
+        fits = (isinstance(value, bool) if kind is bool else
+                not isinstance(value, bool) and isinstance(value, (int, float) if kind is float
+                                                           else kind))
+        if not fits:
+            raise errors.MKRError(f"{path}: setting {name!r} must be {_KIND_NAMES[kind]}, got "
+                                  f"{json.dumps(value)}")
     return dict(document["settings"])
+
+
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
 def write(path: os.PathLike, dataset: str, values: dict[str, Any], **about) -> None:

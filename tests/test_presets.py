@@ -41,8 +41,10 @@ class PresetsTest(tf.test.TestCase):
 
     def test_file_round_trip_and_flags_override_it(self):
         path = pathlib.Path(self.create_tempdir().full_path) / "preset.json"
-        presets.write(path, "music", {"dim": 16, "rs_loss": "softmax"}, found_by="by hand")
-        self.assertEqual(presets.read(path), {"dim": 16, "rs_loss": "softmax"})
+        presets.write(path, "music", {"dim": 16, "rs_loss": "softmax", "lr_kge": 1,
+                                      "residual": True}, found_by="by hand")
+        self.assertEqual(presets.read(path), {"dim": 16, "rs_loss": "softmax", "lr_kge": 1,
+                                              "residual": True})
         config = mkr_config.MKRConfig.for_dataset("music", preset=str(path), dim=32)
         self.assertEqual((config.dim, config.rs_loss, config.lr_rs), (32, "softmax", 1e-3))
 
@@ -50,7 +52,17 @@ class PresetsTest(tf.test.TestCase):
         for document, message in (("{not json", "not a preset file"),
                                   ({"dim": 8}, 'needs a "settings" object'),
                                   ({"settings": {"dimm": 8}}, "unknown setting 'dimm'"),
-                                  ({"settings": {"seed": 3}}, "unknown setting 'seed'")):
+                                  ({"settings": {"seed": 3}}, "unknown setting 'seed'"),
+                                  ({"settings": {"residual": 1}},
+                                   "setting 'residual' must be true or false, got 1"),
+                                  ({"settings": {"residual": "false"}},
+                                   "setting 'residual' must be true or false, got \"false\""),
+                                  ({"settings": {"dim": True}},
+                                   "setting 'dim' must be an integer, got true"),
+                                  ({"settings": {"lr_rs": "1e-3"}},
+                                   "setting 'lr_rs' must be a number, got \"1e-3\""),
+                                  ({"settings": {"rs_loss": None}},
+                                   "setting 'rs_loss' must be a string, got null")):
             path = self._file(document)
             with self.subTest(message), self.assertRaisesRegex(errors.MKRError,
                                                                f"{path}: .*{message}"):
