@@ -71,7 +71,8 @@ def read(path: os.PathLike) -> dict[str, Any]:
     if unknown:
         raise errors.MKRError(f"{path}: unknown setting {unknown[0]!r} in \"settings\"")
     defaults = mkr_config.MKRConfig()
-    for name, value in document["settings"].items():
+    settings = dict(document["settings"])
+    for name, value in settings.items():
         kind = type(getattr(defaults, name))
         # JSON's true is not a number here, nor 1 a bool: "residual": 1 is a typo, not a choice.
         fits = (isinstance(value, bool) if kind is bool else
@@ -80,7 +81,10 @@ def read(path: os.PathLike) -> dict[str, Any]:
         if not fits:
             raise errors.MKRError(f"{path}: setting {name!r} must be {_KIND_NAMES[kind]}, got "
                                   f"{json.dumps(value)}")
-    return dict(document["settings"])
+        if kind is float:
+            # As a flag would give it: tune's choices compare 0 and 0.0 as different values.
+            settings[name] = float(value)
+    return settings
 
 
 _KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}

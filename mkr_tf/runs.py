@@ -126,8 +126,9 @@ def claimed(run_dir: pathlib.Path, wanted: dict[str, Any],
 
     Refuses a non-empty folder that is not a run folder, a folder that another process holds,
     and, unless `overwrite`, a run of other settings. With `overwrite`, what the earlier run
-    wrote is removed first. The lock is released when the body ends, however it ends; a body
-    that fails before any checkpoint leaves no run behind (nor the folder, if it made it).
+    wrote is removed first. The lock is released when the body ends, however it ends. A run
+    that fails before its first checkpoint leaves nothing of itself: what it wrote is removed,
+    and the folder too if this call created it (its parents stay).
     """
     check_output_folder(run_dir, "--run_dir")
     created = not run_dir.exists()
@@ -139,13 +140,18 @@ def claimed(run_dir: pathlib.Path, wanted: dict[str, Any],
     except OSError as error:
         raise errors.RunDirError(f"--run_dir {run_dir}: cannot create: "
                                  f"{error.strerror.lower()}") from None
+    held_by_other = errors.RunDirError(
+        f"{run_dir}: another mkr_tf.train is writing this run folder; wait for it to end or "
+        f"choose another --run_dir")
+    owned = False
     try:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise errors.RunDirError(
-                f"{run_dir}: another mkr_tf.train is writing this run folder; wait for it to end "
-                f"or choose another --run_dir") from None
+            raise held_by_other from None
+        if not _is_the_lock_file(lock, run_dir):
+            # Locked after another run removed its folder: a new process may hold a new one.
+            raise held_by_other
         recorded = read_identity(run_dir)
         if recorded is not None and overwrite:
             for name in _RUN_ENTRIES:
@@ -155,29 +161,43 @@ def claimed(run_dir: pathlib.Path, wanted: dict[str, Any],
                 f"{run_dir} holds a run with other settings ({differences(recorded, wanted)}); "
                 f"resume it with its settings, start it afresh with --overwrite, or choose "
                 f"another --run_dir")
+        owned = True
         # A save killed half-way leaves its temporary folder; no one else writes here now.
         for stale in (run_dir / CHECKPOINT_DIR).glob("*_temp"):
             _remove(stale)
         with writing(run_dir, MARKER_FILE):
             files.write_json(run_dir / MARKER_FILE, wanted)
-        try:
-            yield
-        except BaseException:
-            _remove_if_nothing_to_resume(run_dir, created)
-            raise
+        yield
+    except BaseException:
+        if owned:
+            # The run's own error is the one to report, whatever the clean-up meets.
+            with contextlib.suppress(OSError):
+                _remove_if_nothing_to_resume(run_dir, created)
+        raise
     finally:
         os.close(lock)
+
+
+def _is_the_lock_file(lock: int, run_dir: pathlib.Path) -> bool:
+    """Whether the open file `lock` is still `run_dir`'s lock file, not one removed since."""
+    try:
+        now = os.stat(run_dir / LOCK_FILE)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(lock)
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
 def _remove_if_nothing_to_resume(run_dir: pathlib.Path, created: bool) -> None:
     """After a failed run: what it wrote goes, unless a checkpoint lets it be resumed.
 
     A run folder holding only run.json would otherwise be taken for a run started and kept.
+    run.json goes last, so that a clean-up cut short leaves a run folder, not foreign files.
     """
     checkpoints = run_dir / CHECKPOINT_DIR
     if (run_dir / RESULTS_FILE).exists() or (checkpoints.is_dir() and any(checkpoints.iterdir())):
         return
-    for name in _RUN_ENTRIES:
+    for name in sorted(_RUN_ENTRIES, key=lambda name: name == MARKER_FILE):
         _remove(run_dir / name)
     if created and [path.name for path in run_dir.iterdir()] == [LOCK_FILE]:
         shutil.rmtree(run_dir)

@@ -45,6 +45,7 @@ class PresetsTest(tf.test.TestCase):
                                       "residual": True}, found_by="by hand")
         self.assertEqual(presets.read(path), {"dim": 16, "rs_loss": "softmax", "lr_kge": 1,
                                               "residual": True})
+        self.assertIsInstance(presets.read(path)["lr_kge"], float)
         config = mkr_config.MKRConfig.for_dataset("music", preset=str(path), dim=32)
         self.assertEqual((config.dim, config.rs_loss, config.lr_rs), (32, "softmax", 1e-3))
 
@@ -57,6 +58,8 @@ class PresetsTest(tf.test.TestCase):
                                    "setting 'residual' must be true or false, got 1"),
                                   ({"settings": {"residual": "false"}},
                                    "setting 'residual' must be true or false, got \"false\""),
+                                  ({"settings": {"dim": 8.0}},
+                                   "setting 'dim' must be an integer, got 8.0"),
                                   ({"settings": {"dim": True}},
                                    "setting 'dim' must be an integer, got true"),
                                   ({"settings": {"lr_rs": "1e-3"}},

@@ -82,6 +82,19 @@ class RunFolderTest(tf.test.TestCase):
         with runs.claimed(folder, runs.identity("two_taste", CONFIG.to_dict())):
             pass  # once released, the folder can be claimed
 
+    def test_a_lock_on_a_removed_lock_file_is_told_apart(self):
+        folder = pathlib.Path(self.create_tempdir().full_path)
+        lock = os.open(folder / runs.LOCK_FILE, os.O_CREAT | os.O_RDWR)
+        try:
+            self.assertTrue(runs._is_the_lock_file(lock, folder))
+            # What a failed run's clean-up and a new run's start do meanwhile.
+            os.unlink(folder / runs.LOCK_FILE)
+            self.assertFalse(runs._is_the_lock_file(lock, folder))
+            (folder / runs.LOCK_FILE).touch()
+            self.assertFalse(runs._is_the_lock_file(lock, folder))
+        finally:
+            os.close(lock)
+
     def test_a_full_disk_ends_in_one_line_and_keeps_the_last_good_checkpoint(self):
         folder = pathlib.Path(self.create_tempdir().full_path)
         saves = []

@@ -159,7 +159,7 @@ class TuneTest(tf.test.TestCase):
     def test_another_datasets_study_is_one_line_before_any_data_is_read(self):
         study_dir = pathlib.Path(self.create_tempdir().full_path)
         self._search(study_dir).open_study()
-        completed = _tune_command("--dataset=book", "--data_dir=/nonexistent",
+        completed = _tune_command("--dataset=book", "--data_dir=/nonexistent", "--nodownload",
                                   f"--study_dir={study_dir}")
         self.assertEqual(completed.returncode, 2)
         self.assertEqual(completed.stderr.strip().splitlines()[-1],
