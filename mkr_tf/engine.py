@@ -44,8 +44,10 @@ KG_OUTPUTS = ("kge_loss", "kge_score", "kge_rmse")
 ROWS_SPEC = tf.TensorSpec([None, 3], tf.int64)
 BATCH_SIZE_SPEC = tf.TensorSpec([], tf.int64)
 EVAL_BATCH_SIZE = 65536
-# A scoring chunk's largest intermediate, in floats: with history_neighbours it is a user's
-# history read with each item's KG tails, history_length × item_neighbours × dim a row.
+# A scoring chunk's largest intermediates, in floats: with history_neighbours, the catalogue's
+# items read with their KG tails (n_items × item_neighbours × dim) and the users' histories
+# (history_length × dim a row), or, in a chunk of fewer history places than items, each place
+# read with its tails (history_length × item_neighbours × dim a row; MKR._history_mean).
 EVAL_CHUNK_FLOATS = 1 << 26
 # With jit_compile, LazyAdam updates a table of at most this many rows per batch row as a whole,
 # masked to the rows a batch touches (optimizers.LazyAdam.masked_rows_limit): measured on music,
@@ -64,8 +66,14 @@ def eval_batch_size(model) -> int:
     with their KG tails would pass EVAL_CHUNK_FLOATS."""
     if not getattr(model, "history_neighbours", False):
         return EVAL_BATCH_SIZE
-    per_row = model.history_length * model.n_neighbours * model.dim
-    return max(1, min(EVAL_BATCH_SIZE, EVAL_CHUNK_FLOATS // per_row))
+    catalogue = model.n_items * model.n_neighbours * model.dim
+    if catalogue < EVAL_CHUNK_FLOATS:
+        # A chunk of fewer places than items reads each place's tails: still below `catalogue`.
+        rows = (EVAL_CHUNK_FLOATS - catalogue) // (model.history_length * model.dim)
+    else:
+        # Chunks too small to read the catalogue once, each place read with its tails.
+        rows = EVAL_CHUNK_FLOATS // (model.history_length * model.n_neighbours * model.dim)
+    return max(1, min(EVAL_BATCH_SIZE, rows))
 
 
 def columns(rows, names):

@@ -37,9 +37,13 @@ class EngineTest(tf.test.TestCase):
         model.set_item_neighbours(np.array([[1, 0, 6], [2, 1, 7], [4, 2, 8]]), seed=0)
         ratings = np.array([[user, item, 1] for user in range(7) for item in range(5)])
         whole = engine.LocalRunner(model).predict(ratings)
-        with mock.patch.object(engine, "EVAL_CHUNK_FLOATS", 2 * 2 * 4 * 3):
-            self.assertEqual(engine.eval_batch_size(model), 3)
-            self.assertAllClose(engine.LocalRunner(model).predict(ratings), whole)
+        catalogue = 5 * 2 * 4  # items × tails × dim
+        # Room for the catalogue and 3 rows' histories; then for 2 rows' places with their tails.
+        for chunk_floats, rows in ((catalogue + 2 * 4 * 3, 3), (2 * 2 * 4 * 2, 2)):
+            with self.subTest(chunk_floats=chunk_floats), mock.patch.object(
+                    engine, "EVAL_CHUNK_FLOATS", chunk_floats):
+                self.assertEqual(engine.eval_batch_size(model), rows)
+                self.assertAllClose(engine.LocalRunner(model).predict(ratings), whole)
 
     def test_nonfinite_step_is_reported(self):
         model = _model(lr_rs=1e30)

@@ -330,7 +330,13 @@ class MKRTest(tf.test.TestCase):
         read = {1: items[1] + entities[[6, 7]].mean(0), 2: items[2], 4: items[4] + entities[8]}
         users = tf.constant([0, 3, 6], tf.int64)
         means = np.stack([(read[1] + read[2]) / 2, read[4], np.zeros(4)])
+        # Six history places read the 5 items' rows once each; two read their own places.
         self.assertAllClose(model.user_vectors(users), model.user_tower(means))
+        self.assertAllClose(model.user_vectors(users[:1]), model.user_tower(means[:1]))
+        self.assertAllClose(model.user_vectors(users, excluded_items=tf.constant([2, 4, 1])),
+                            model.user_tower(np.stack([read[1], np.zeros(4), np.zeros(4)])))
+        self.assertAllClose(model.user_vectors(users[:1], excluded_items=tf.constant([2])),
+                            model.user_tower(read[1][None]))
         for options in ({"history_length": 2}, {"item_neighbours": 2}):
             with self.subTest(**options), self.assertRaisesRegex(
                     ValueError, "history_neighbours needs history_length > 0 and item_neigh"):
