@@ -42,6 +42,16 @@ class MKRTest(tf.test.TestCase):
         self.assertEqual(probabilities.shape, (3,))
         self.assertAllInRange(probabilities, 0.0, 1.0)
 
+    def test_repeated_users_and_items_score_as_each_pair_alone(self):
+        # The call computes each distinct user's and item's vector once and shares it.
+        model = _model(history_length=2, use_biases=True)
+        model.set_user_history(np.array([[0, 1, 1], [0, 2, 1], [3, 4, 1]]), seed=0)
+        users = tf.constant([3, 0, 3, 6, 0], tf.int64)
+        items = tf.constant([4, 1, 2, 4, 1], tf.int64)
+        alone = [float(model({"user": users[i:i + 1], "item": items[i:i + 1]})[0])
+                 for i in range(5)]
+        self.assertAllClose(model({"user": users, "item": items}), alone)
+
     def test_rec_step_leaves_kge_only_variables_alone(self):
         for use_inner_product in (True, False):
             model = _model(use_inner_product=use_inner_product)
