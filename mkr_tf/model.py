@@ -315,11 +315,11 @@ class MKR(keras.Model):
         if training and self.history_dropout:
             history = tf.where(self._history_kept(tf.shape(history, out_type=tf.int64)), history,
                                tf.constant(-1, history.dtype))
-        if training or not self.history_neighbours:
-            return _masked_mean(self._history_rows, history, excluded_items)
-
         def each_place():
             return _masked_mean(self._history_rows, history, excluded_items)
+
+        if training or not self.history_neighbours:
+            return each_place()
 
         def catalogue_once():
             # Each item's row with its tails once, however many histories hold it. Not in

@@ -75,10 +75,8 @@ def read(path: os.PathLike) -> dict[str, Any]:
     for name, value in settings.items():
         kind = type(getattr(defaults, name))
         # JSON's true is not a number here, nor 1 a bool: "residual": 1 is a typo, not a choice.
-        fits = (isinstance(value, bool) if kind is bool else
-                not isinstance(value, bool) and isinstance(value, (int, float) if kind is float
-                                                           else kind))
-        if not fits:
+        if (not isinstance(value, _ACCEPTED[kind])
+                or isinstance(value, bool) != (kind is bool)):
             raise errors.MKRError(f"{path}: setting {name!r} must be {_KIND_NAMES[kind]}, got "
                                   f"{json.dumps(value)}")
         if kind is float:
@@ -87,6 +85,7 @@ def read(path: os.PathLike) -> dict[str, Any]:
     return settings
 
 
+_ACCEPTED = {bool: bool, int: int, float: (int, float), str: str}
 _KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
