@@ -59,15 +59,60 @@ def _padded_groups(pairs, n_rows, length, rng):
     return groups
 
 
-def _masked_mean(table, ids, excluded_ids=None):
-    """The mean of the `table` rows of each row of `ids` [n, k], leaving out the -1 padding and
-    the id of `excluded_ids` [n] in its row; 0 for a row with none left."""
+def _kept_places(ids, excluded_ids=None):
+    """Which places of `ids` [n, k] count: not the -1 padding, nor the id of `excluded_ids` [n]
+    in its row."""
     kept = ids >= 0
     if excluded_ids is not None:
         kept = tf.logical_and(kept, tf.not_equal(ids, tf.cast(excluded_ids, ids.dtype)[:, None]))
+    return kept
+
+
+def _masked_mean(table, ids, excluded_ids=None):
+    """The mean of the `table` rows of each row of `ids` [n, k], leaving out the -1 padding and
+    the id of `excluded_ids` [n] in its row; 0 for a row with none left."""
+    kept = _kept_places(ids, excluded_ids)
     rows = table(tf.maximum(ids, 0)) * tf.cast(kept, tf.float32)[..., None]
     count = tf.reduce_sum(tf.cast(kept, tf.float32), axis=1, keepdims=True)
     return tf.reduce_sum(rows, axis=1) / tf.maximum(count, 1.0)
+
+
+def _packed_mean(rows_of, ids, kept, capacity):
+    """The mean of the rows of each row of `ids` [n, k] over its `kept` places, reading only
+    those: they are packed, in order, into `capacity` places, and `rows_of` reads them ([c] ids
+    to [c, d] rows, −1 marking an empty place, to be read as zeros). Kept places beyond the first
+    `capacity` are left out, as if dropped."""
+    flat_kept = tf.reshape(kept, [-1])
+    # A kept place's slot is the count of kept places before it; the others share slot
+    # `capacity`, which is dropped, as are places past it.
+    slots = tf.minimum(capacity, tf.where(
+        flat_kept, tf.cumsum(tf.cast(flat_kept, tf.int32), exclusive=True), capacity))
+    owners = tf.range(tf.size(ids, out_type=tf.int32)) // tf.shape(ids, out_type=tf.int32)[1]
+    # Empty slots get the dtype's lowest value.
+    packed_ids = tf.maximum(tf.math.unsorted_segment_max(
+        tf.reshape(ids, [-1]), slots, capacity + 1)[:-1], -1)
+    packed_owners = tf.maximum(tf.math.unsorted_segment_max(owners, slots, capacity + 1)[:-1], 0)
+    n_rows = tf.shape(ids)[0]
+    sums = tf.math.unsorted_segment_sum(rows_of(packed_ids), packed_owners, n_rows)
+    count = tf.math.unsorted_segment_sum(tf.cast(packed_ids >= 0, tf.float32), packed_owners,
+                                         n_rows)[:, None]
+    return sums / tf.maximum(count, 1.0)
+
+
+def _packing_capacity(ids, share, reserve):
+    """How many places of `ids` a training step packs: a `share` of them and `reserve` more, at
+    most all of them."""
+    places = ids.shape.num_elements()
+    if places is not None:
+        return min(places, int(np.ceil(share * places)) + reserve)
+    places = tf.size(ids, out_type=tf.int32)
+    return tf.minimum(places, tf.cast(tf.math.ceil(share * tf.cast(places, tf.float32)),
+                                      tf.int32) + reserve)
+
+
+def _zero_padded(table, ids):
+    """The `table` rows of `ids`, zeros where an id is −1."""
+    return table(tf.maximum(ids, 0)) * tf.cast(ids >= 0, tf.float32)[..., None]
 
 
 # Keeps the history dropout's random stream apart from the KGE negatives' (seeded (seed, step)),
@@ -261,6 +306,8 @@ class MKR(keras.Model):
         # Each user's training positives, -1 padded: data, not parameters, but saved with them
         # so that a restored or exported model scores users as the trained one did.
         self.user_history = None
+        # What packing needs: the shares of history and tail places a training step keeps.
+        self._kept_history_share = self._neighbour_share = None
         if self.history_length:
             self.user_history = self.add_weight(
                 shape=(self.n_users, self.history_length), dtype="int64", trainable=False,
@@ -296,16 +343,22 @@ class MKR(keras.Model):
     def set_user_history(self, ratings, seed=0):
         """Fills each user's history with up to `history_length` of their positive `ratings`
         rows (user, item, label), a seeded random choice where they have more."""
-        positives = np.asarray(ratings)[np.asarray(ratings)[:, 2] == 1, :2]
-        self.user_history.assign(_padded_groups(
-            positives, self.n_users, self.history_length, np.random.default_rng((seed, 13))))
+        ratings = np.asarray(ratings)
+        histories = _padded_groups(ratings[ratings[:, 2] == 1, :2], self.n_users,
+                                   self.history_length, np.random.default_rng((seed, 13)))
+        self.user_history.assign(histories)
+        # The share of history places a training row keeps on average, for packing them.
+        filled = (histories >= 0).mean(axis=1)
+        self._kept_history_share = (float(filled[ratings[:, 0]].mean())
+                                    * (1.0 - self.history_dropout) if len(ratings) else None)
 
     def set_item_neighbours(self, kg, seed=0):
         """Fills each item's neighbours with up to `item_neighbours` of the distinct tails of its
         `kg` triples (head, relation, tail), a seeded random choice where it has more."""
-        self.item_neighbours.assign(_padded_groups(
-            np.asarray(kg)[:, [0, 2]], self.n_items, self.n_neighbours,
-            np.random.default_rng((seed, 17))))
+        neighbours = _padded_groups(np.asarray(kg)[:, [0, 2]], self.n_items, self.n_neighbours,
+                                    np.random.default_rng((seed, 17)))
+        self.item_neighbours.assign(neighbours)
+        self._neighbour_share = float((neighbours >= 0).mean())
 
     def _history_mean(self, users, excluded_items=None, training=False):
         """mean_{j ∈ N(u)} V[j] of each user (with `history_neighbours`, V[j] + mean_{t ∈ T(j)}
@@ -318,7 +371,9 @@ class MKR(keras.Model):
         def each_place():
             return _masked_mean(self._history_rows, history, excluded_items)
 
-        if training or not self.history_neighbours:
+        if training:
+            return self._packed_history_mean(history, excluded_items, each_place)
+        if not self.history_neighbours:
             return each_place()
 
         def catalogue_once():
@@ -333,13 +388,30 @@ class MKR(keras.Model):
         return tf.cond(tf.size(history, out_type=tf.int64) >= self.n_items, catalogue_once,
                        each_place)
 
-    def _history_rows(self, items):
-        """V[j] of history items j (ids of any shape), with `history_neighbours`
-        V[j] + mean_{t ∈ T(j)} E[t]."""
+    def _packed_history_mean(self, history, excluded_items, each_place):
+        """A training step's history means, reading only the places it keeps (`_packed_mean`),
+        once the histories are set (`set_user_history`); otherwise every place (`each_place`).
+
+        Book's histories (64 places, 8 tails each) are 42% padding, and dropout leaves a quarter
+        of the rest: reading every place cost three quarters of a training step. The packed
+        places are 1.5 times as many as a step keeps on average, plus one history's: on book,
+        3,931 places against a mean of 2,473 and a standard deviation of 135 (3,000 drawn
+        batches), so that a step leaving some out is some 10 deviations away."""
+        if self._kept_history_share is None:
+            return each_place()
+        capacity = _packing_capacity(history, 1.5 * self._kept_history_share,
+                                     self.history_length)
+        return _packed_mean(lambda items: self._history_rows(items, training=True), history,
+                            _kept_places(history, excluded_items), capacity)
+
+    def _history_rows(self, items, training=False):
+        """V[j] of history items j (ids of any shape; −1 reads zeros), with
+        `history_neighbours` V[j] + mean_{t ∈ T(j)} E[t]."""
         table = self.entity_embedding if self.tie_item_entity else self.item_embedding
-        rows = table(items)
+        rows = _zero_padded(table, items)
         if self.history_neighbours:
-            rows += tf.reshape(self._neighbour_mean(tf.reshape(items, [-1])), tf.shape(rows))
+            rows += tf.reshape(self._neighbour_mean(tf.reshape(items, [-1]), training=training),
+                               tf.shape(rows))
         return rows
 
     def _history_kept(self, shape):
@@ -353,10 +425,18 @@ class MKR(keras.Model):
                                             maxval=_DROPOUT_RESOLUTION, dtype=tf.int64)
         return draws >= round(self.history_dropout * _DROPOUT_RESOLUTION)
 
-    def _neighbour_mean(self, items, excluded_tails=None):
-        """mean_{t ∈ T(i)} E[t] of each item, without `excluded_tails` (one per item)."""
-        return _masked_mean(self.entity_embedding, tf.gather(self.item_neighbours, items),
-                            excluded_tails)
+    def _neighbour_mean(self, items, excluded_tails=None, training=False):
+        """mean_{t ∈ T(i)} E[t] of each item ([n] ids; −1 has none), without `excluded_tails`
+        (one per item). A training step reads only the tails it keeps (`_packed_mean`): twice as
+        many places as items hold on average, and one item's more (book: 17% of the places)."""
+        neighbours = tf.where(items[:, None] >= 0,
+                              tf.gather(self.item_neighbours, tf.maximum(items, 0)),
+                              tf.constant(-1, tf.int64))
+        if not training or self._neighbour_share is None:
+            return _masked_mean(self.entity_embedding, neighbours, excluded_tails)
+        capacity = _packing_capacity(neighbours, 2.0 * self._neighbour_share, self.n_neighbours)
+        return _packed_mean(lambda tails: _zero_padded(self.entity_embedding, tails), neighbours,
+                            _kept_places(neighbours, excluded_tails), capacity)
 
     def user_vectors(self, users, excluded_items=None, training=False):
         """u of each user: its tower's output, and with `use_biases` [u; b_u; 1]. With
@@ -378,14 +458,14 @@ class MKR(keras.Model):
         """The width of `item_and_head_vectors`' item vectors: d, or d + 2 with `use_biases`."""
         return self.dim + 2 * self.use_biases
 
-    def item_and_head_vectors(self, items, excluded_tails=None):
+    def item_and_head_vectors(self, items, excluded_tails=None, training=False):
         """Item vectors v (with `use_biases` [v; 1; b_i]) and their entity vectors h after the L
         cross&compress units. With `item_neighbours`, `excluded_tails` leaves each item's tail
-        out of its neighbours' mean."""
+        out of its neighbours' mean, which `training` reads packed."""
         e_0 = e = self.entity_embedding(items)
         v_0 = e if self.tie_item_entity else self.item_embedding(items)
         if self.n_neighbours:
-            v_0 += self._neighbour_mean(items, excluded_tails)
+            v_0 += self._neighbour_mean(items, excluded_tails, training)
         v = v_0
         for unit in self.cross_units:
             v, e = unit((v, e, v_0, e_0) if unit.takes_first_inputs else (v, e))
@@ -538,7 +618,7 @@ class MKR(keras.Model):
         with tf.GradientTape() as tape:
             user_vectors = self.user_vectors(batch["user"], excluded_items=batch["item"],
                                              training=True)
-            item_vectors, _ = self.item_and_head_vectors(batch["item"])
+            item_vectors, _ = self.item_and_head_vectors(batch["item"], training=True)
             if self.rs_loss != "pointwise":
                 per_row = labels * self._softmax_loss(user_vectors, item_vectors, batch["item"])
                 # The mean over the positive rows; the negative rows add nothing.
@@ -563,7 +643,7 @@ class MKR(keras.Model):
             others = self._sampled_items()
         else:
             others = tf.range(self.n_items, dtype=tf.int64)
-        other_vectors, _ = self.item_and_head_vectors(others)
+        other_vectors, _ = self.item_and_head_vectors(others, training=True)
         # The row's own item among the others (always in the catalogue, by chance in a sample)
         # would contrast the positive with itself.
         is_negative = tf.not_equal(others[None, :], tf.cast(items, tf.int64)[:, None])

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from mkr_tf import errors
+from mkr_tf import model as model_lib
 from mkr_tf.model import MKR
 
 
@@ -375,6 +376,50 @@ class MKRTest(tf.test.TestCase):
                                twin._history_kept(tf.constant([8, 5], tf.int64)))
         with self.assertRaisesRegex(errors.ConfigError, "history_dropout needs history_length"):
             _model(history_dropout=0.5)
+
+    def test_packed_means_read_the_kept_places_in_order_up_to_their_capacity(self):
+        table = tf.constant(np.arange(10)[:, None] * [1.0, 10.0], tf.float32)
+        ids = tf.constant([[1, -1, 2], [3, 4, -1], [-1, -1, -1]], tf.int64)
+        kept = ids >= 0
+        read = []
+        def rows_of(packed):
+            read.append(packed)
+            return model_lib._zero_padded(lambda i: tf.gather(table, i), packed)
+        self.assertAllClose(model_lib._packed_mean(rows_of, ids, kept, 6),
+                            model_lib._masked_mean(lambda i: tf.gather(table, i), ids))
+        self.assertAllEqual(read[-1], [1, 2, 3, 4, -1, -1])
+        # Kept places past the capacity are left out, as if dropped: item 4 here.
+        self.assertAllClose(model_lib._packed_mean(rows_of, ids, kept, 3),
+                            [[1.5, 15.0], [3.0, 30.0], [0.0, 0.0]])
+        self.assertAllEqual(read[-1], [1, 2, 3])
+
+    def test_a_training_step_reads_its_kept_places_packed_and_updates_as_reading_all(self):
+        rng = np.random.default_rng(0)
+        ratings = np.stack([rng.integers(0, 7, 40), rng.integers(0, 5, 40), np.ones(40, int)], 1)
+        kg = np.stack([rng.integers(0, 5, 12), rng.integers(0, 3, 12), rng.integers(0, 9, 12)], 1)
+        options = dict(history_length=12, item_neighbours=8, history_neighbours=True,
+                       history_dropout=0.5, use_user_embedding=False, tie_item_entity=True,
+                       rs_loss="softmax", softmax_samples=3, L=1)
+        batch = {"user": tf.constant(np.arange(7).repeat(2), tf.int64),
+                 "item": tf.constant(np.arange(14) % 5, tf.int64),
+                 "label": tf.ones([14], tf.int64)}
+        models, gradient_rows = [], []
+        for packed in (True, False):
+            model = _model(**options)
+            model.set_user_history(ratings)
+            model.set_item_neighbours(kg)
+            if not packed:
+                model._kept_history_share = model._neighbour_share = None
+            with tf.GradientTape() as tape:
+                vectors = model.user_vectors(batch["user"], batch["item"], training=True)
+            gradient = tape.gradient(vectors, model.entity_embedding.embeddings)
+            gradient_rows.append(int(tf.shape(gradient.indices)[0]))
+            for _ in range(3):
+                model.rec_step(batch)
+            models.append(model)
+        self.assertLess(gradient_rows[0], gradient_rows[1] / 2)
+        for packed, whole in zip(models[0].trainable_variables, models[1].trainable_variables):
+            self.assertAllClose(packed, whole, atol=1e-6, msg=packed.path)
 
     def test_neighbours_add_the_mean_of_the_items_tails_to_the_item_input_only(self):
         # Item 0 has tails 5, 6 and 7 (two are kept), item 2 tail 8 by two relations, item 4
