@@ -79,16 +79,16 @@ def _masked_mean(table, ids, excluded_ids=None):
 
 def _packed_mean(rows_of, ids, kept, capacity):
     """The mean of the rows of each row of `ids` [n, k] over its `kept` places, reading only
-    those: they are packed, in order, into `capacity` places, and `rows_of` reads them ([c] ids
-    to [c, d] rows, −1 marking an empty place, to be read as zeros). Kept places beyond the first
-    `capacity` are left out, as if dropped."""
+    those: they are packed, in order, into `capacity` places (at most n * k), and `rows_of` reads
+    them ([c] ids to [c, d] rows, -1 marking an empty place, to be read as zeros). Kept places
+    beyond the first `capacity` are left out, as if dropped."""
     flat_kept = tf.reshape(kept, [-1])
     # A kept place's slot is the count of kept places before it; the others share slot
     # `capacity`, which is dropped, as are places past it.
     slots = tf.minimum(capacity, tf.where(
         flat_kept, tf.cumsum(tf.cast(flat_kept, tf.int32), exclusive=True), capacity))
     owners = tf.range(tf.size(ids, out_type=tf.int32)) // tf.shape(ids, out_type=tf.int32)[1]
-    # Empty slots get the dtype's lowest value.
+    # Empty slots get the dtype's lowest value; as -1 they read zeros and count for nothing.
     packed_ids = tf.maximum(tf.math.unsorted_segment_max(
         tf.reshape(ids, [-1]), slots, capacity + 1)[:-1], -1)
     packed_owners = tf.maximum(tf.math.unsorted_segment_max(owners, slots, capacity + 1)[:-1], 0)
@@ -99,19 +99,36 @@ def _packed_mean(rows_of, ids, kept, capacity):
     return sums / tf.maximum(count, 1.0)
 
 
-def _packing_capacity(ids, share, reserve):
-    """How many places of `ids` a training step packs: a `share` of them and `reserve` more, at
-    most all of them."""
-    places = ids.shape.num_elements()
-    if places is not None:
-        return min(places, int(np.ceil(share * places)) + reserve)
-    places = tf.size(ids, out_type=tf.int32)
-    return tf.minimum(places, tf.cast(tf.math.ceil(share * tf.cast(places, tf.float32)),
-                                      tf.int32) + reserve)
+# How far above their mean the kept places of a step's rows may be and all still be packed, in
+# standard deviations of their sum.
+_PACKING_DEVIATIONS = 6.0
+
+
+def _packing_capacity(ids, kept_per_row, reserve):
+    """How many places of `ids` [n, k] a training step packs, for rows keeping (mean, standard
+    deviation) `kept_per_row` places each: their sum's mean, `_PACKING_DEVIATIONS` of its
+    deviations and `reserve` more, at most all n * k places."""
+    mean, deviation = kept_per_row
+    n_rows, length = ids.shape
+    if n_rows is not None:
+        bound = n_rows * mean + _PACKING_DEVIATIONS * np.sqrt(n_rows) * deviation
+        return min(n_rows * length, int(np.ceil(bound)) + reserve)
+    n_rows = tf.cast(tf.shape(ids)[0], tf.float32)
+    bound = n_rows * mean + _PACKING_DEVIATIONS * tf.sqrt(n_rows) * deviation
+    return tf.minimum(tf.size(ids, out_type=tf.int32),
+                      tf.cast(tf.math.ceil(bound), tf.int32) + reserve)
+
+
+def _kept_statistics(counts, keep=1.0):
+    """(mean, standard deviation) of the places a row keeps, for rows holding `counts` places
+    of which each is kept with probability `keep`."""
+    mean = counts.mean() * keep
+    variance = counts.var() * keep**2 + counts.mean() * keep * (1.0 - keep)
+    return float(mean), float(np.sqrt(variance))
 
 
 def _zero_padded(table, ids):
-    """The `table` rows of `ids`, zeros where an id is −1."""
+    """The `table` rows of `ids`, zeros where an id is -1."""
     return table(tf.maximum(ids, 0)) * tf.cast(ids >= 0, tf.float32)[..., None]
 
 
@@ -306,8 +323,9 @@ class MKR(keras.Model):
         # Each user's training positives, -1 padded: data, not parameters, but saved with them
         # so that a restored or exported model scores users as the trained one did.
         self.user_history = None
-        # What packing needs: the shares of history and tail places a training step keeps.
-        self._kept_history_share = self._neighbour_share = None
+        # (mean, standard deviation) of the history and tail places a training row keeps, for
+        # packing them; set with the histories and tails, not saved. None reads every place.
+        self._history_kept_per_row = self._tails_kept_per_row = None
         if self.history_length:
             self.user_history = self.add_weight(
                 shape=(self.n_users, self.history_length), dtype="int64", trainable=False,
@@ -347,18 +365,27 @@ class MKR(keras.Model):
         histories = _padded_groups(ratings[ratings[:, 2] == 1, :2], self.n_users,
                                    self.history_length, np.random.default_rng((seed, 13)))
         self.user_history.assign(histories)
-        # The share of history places a training row keeps on average, for packing them.
-        filled = (histories >= 0).mean(axis=1)
-        self._kept_history_share = (float(filled[ratings[:, 0]].mean())
-                                    * (1.0 - self.history_dropout) if len(ratings) else None)
+        if len(ratings):
+            filled = (histories >= 0).sum(axis=1)
+            self._history_kept_per_row = _kept_statistics(filled[ratings[:, 0]],
+                                                          1.0 - self.history_dropout)
 
-    def set_item_neighbours(self, kg, seed=0):
+    def set_item_neighbours(self, kg, seed=0, ratings=None):
         """Fills each item's neighbours with up to `item_neighbours` of the distinct tails of its
-        `kg` triples (head, relation, tail), a seeded random choice where it has more."""
+        `kg` triples (head, relation, tail), a seeded random choice where it has more. Training
+        `ratings` (user, item, label), where given, weigh the items as steps draw them."""
         neighbours = _padded_groups(np.asarray(kg)[:, [0, 2]], self.n_items, self.n_neighbours,
                                     np.random.default_rng((seed, 17)))
         self.item_neighbours.assign(neighbours)
-        self._neighbour_share = float((neighbours >= 0).mean())
+        # Steps read both sampled items, drawn alike, and the rows' items, popular ones more.
+        tails = (neighbours >= 0).sum(axis=1)
+        statistics = [_kept_statistics(tails)]
+        if ratings is not None:
+            ratings = np.asarray(ratings)
+            positives = ratings[ratings[:, 2] == 1, 1]
+            if len(positives):
+                statistics.append(_kept_statistics(tails[positives]))
+        self._tails_kept_per_row = tuple(map(max, zip(*statistics)))
 
     def _history_mean(self, users, excluded_items=None, training=False):
         """mean_{j ∈ N(u)} V[j] of each user (with `history_neighbours`, V[j] + mean_{t ∈ T(j)}
@@ -393,19 +420,17 @@ class MKR(keras.Model):
         once the histories are set (`set_user_history`); otherwise every place (`each_place`).
 
         Book's histories (64 places, 8 tails each) are 42% padding, and dropout leaves a quarter
-        of the rest: reading every place cost three quarters of a training step. The packed
-        places are 1.5 times as many as a step keeps on average, plus one history's: on book,
-        3,931 places against a mean of 2,473 and a standard deviation of 135 (3,000 drawn
-        batches), so that a step leaving some out is some 10 deviations away."""
-        if self._kept_history_share is None:
+        of the rest: reading every place cost three quarters of a training step. Places past
+        `_packing_capacity` are left out: a step keeping that many is 6 standard deviations
+        above the mean, plus one history's places."""
+        if self._history_kept_per_row is None:
             return each_place()
-        capacity = _packing_capacity(history, 1.5 * self._kept_history_share,
-                                     self.history_length)
+        capacity = _packing_capacity(history, self._history_kept_per_row, self.history_length)
         return _packed_mean(lambda items: self._history_rows(items, training=True), history,
                             _kept_places(history, excluded_items), capacity)
 
     def _history_rows(self, items, training=False):
-        """V[j] of history items j (ids of any shape; −1 reads zeros), with
+        """V[j] of history items j (ids of any shape; -1 reads zeros), with
         `history_neighbours` V[j] + mean_{t ∈ T(j)} E[t]."""
         table = self.entity_embedding if self.tie_item_entity else self.item_embedding
         rows = _zero_padded(table, items)
@@ -426,15 +451,15 @@ class MKR(keras.Model):
         return draws >= round(self.history_dropout * _DROPOUT_RESOLUTION)
 
     def _neighbour_mean(self, items, excluded_tails=None, training=False):
-        """mean_{t ∈ T(i)} E[t] of each item ([n] ids; −1 has none), without `excluded_tails`
-        (one per item). A training step reads only the tails it keeps (`_packed_mean`): twice as
-        many places as items hold on average, and one item's more (book: 17% of the places)."""
+        """mean_{t ∈ T(i)} E[t] of each item ([n] ids; -1 has none), without `excluded_tails`
+        (one per item). An RS training step reads only the tails it keeps (`_packed_mean`; book's
+        items fill 17% of their 8 places); the KGE step, a few heads a row, reads every place."""
         neighbours = tf.where(items[:, None] >= 0,
                               tf.gather(self.item_neighbours, tf.maximum(items, 0)),
                               tf.constant(-1, tf.int64))
-        if not training or self._neighbour_share is None:
+        if not training or self._tails_kept_per_row is None:
             return _masked_mean(self.entity_embedding, neighbours, excluded_tails)
-        capacity = _packing_capacity(neighbours, 2.0 * self._neighbour_share, self.n_neighbours)
+        capacity = _packing_capacity(neighbours, self._tails_kept_per_row, self.n_neighbours)
         return _packed_mean(lambda tails: _zero_padded(self.entity_embedding, tails), neighbours,
                             _kept_places(neighbours, excluded_tails), capacity)
 
@@ -769,5 +794,5 @@ def build_model(config, data) -> MKR:
     if config.history_length:
         model.set_user_history(data.train, config.seed)
     if config.item_neighbours:
-        model.set_item_neighbours(data.kg, config.seed)
+        model.set_item_neighbours(data.kg, config.seed, data.train)
     return model

@@ -403,23 +403,37 @@ class MKRTest(tf.test.TestCase):
         batch = {"user": tf.constant(np.arange(7).repeat(2), tf.int64),
                  "item": tf.constant(np.arange(14) % 5, tf.int64),
                  "label": tf.ones([14], tf.int64)}
-        models, gradient_rows = [], []
+        models = []
         for packed in (True, False):
             model = _model(**options)
             model.set_user_history(ratings)
-            model.set_item_neighbours(kg)
+            model.set_item_neighbours(kg, ratings=ratings)
             if not packed:
-                model._kept_history_share = model._neighbour_share = None
-            with tf.GradientTape() as tape:
-                vectors = model.user_vectors(batch["user"], batch["item"], training=True)
-            gradient = tape.gradient(vectors, model.entity_embedding.embeddings)
-            gradient_rows.append(int(tf.shape(gradient.indices)[0]))
-            for _ in range(3):
-                model.rec_step(batch)
+                model._history_kept_per_row = model._tails_kept_per_row = None
+            with mock.patch.object(model_lib, "_packed_mean", wraps=model_lib._packed_mean) as spy:
+                for _ in range(3):
+                    model.rec_step(batch)
+            # Histories, their items' tails, the rows' items' tails and the sampled items' tails.
+            self.assertEqual(spy.call_count, 4 if packed else 0)
             models.append(model)
-        self.assertLess(gradient_rows[0], gradient_rows[1] / 2)
         for packed, whole in zip(models[0].trainable_variables, models[1].trainable_variables):
             self.assertAllClose(packed, whole, atol=1e-6, msg=packed.path)
+
+        # Each side's gradient reaches only the packed places' rows: a tied table's row per
+        # history place and per item, and a row per tail place.
+        model = models[0]
+        table = model.entity_embedding.embeddings
+        history = tf.gather(model.user_history, batch["user"])
+        history_places = model_lib._packing_capacity(history, model._history_kept_per_row, 12)
+        def tail_places(n_items):
+            return model_lib._packing_capacity(tf.zeros([n_items, 8]), model._tails_kept_per_row, 8)
+        with tf.GradientTape(persistent=True) as tape:
+            users = model.user_vectors(batch["user"], batch["item"], training=True)
+            items, _ = model.item_and_head_vectors(batch["item"], training=True)
+        self.assertLess(history_places + tail_places(history_places), 12 * 14 * 9 / 2)
+        self.assertLen(tape.gradient(users, table).indices,
+                       history_places + tail_places(history_places))
+        self.assertLen(tape.gradient(items, table).indices, 14 + tail_places(14))
 
     def test_neighbours_add_the_mean_of_the_items_tails_to_the_item_input_only(self):
         # Item 0 has tails 5, 6 and 7 (two are kept), item 2 tail 8 by two relations, item 4
