@@ -633,10 +633,11 @@ class MKR(keras.Model):
         batch's figure: summed over the replicas, as the optimizer sums their gradients, they
         give the global batch's.
 
-        An optional `batch["weight"]` (float, 1 for a real row, 0 for padding) makes a batch of
-        fixed shape train exactly as its real rows alone would: a padding row repeats a real
-        row's ids, so it adds zero gradient to rows the batch touches anyway, and LazyAdam
-        moves no other row.
+        An optional `batch["weight"]` (float, 1 for a real row, 0 for padding) gives a batch of
+        fixed shape its real rows' gradient: a padding row repeats a real row's ids and adds
+        zero gradient. LazyAdam moves no other row, except with `history_dropout`: a padding
+        row draws its own dropout, so history items its real twin dropped are touched, with
+        zero gradient, and their moments move them (a known gap).
         """
         labels = tf.cast(batch["label"], tf.float32)
         row_weights = batch.get("weight")
