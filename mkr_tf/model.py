@@ -419,9 +419,9 @@ class MKR(keras.Model):
         """A training step's history means, reading only the places it keeps (`_packed_mean`),
         once the histories are set (`set_user_history`); otherwise every place (`each_place`).
 
-        Book's histories (64 places, 8 tails each) are 42% padding, and dropout leaves a quarter
-        of the rest: reading every place cost three quarters of a training step. Places past
-        `_packing_capacity` are left out: a step keeping that many is 6 standard deviations
+        Book's histories (64 places, 8 tails each) are two-thirds padding, and dropout leaves a
+        quarter of the rest: reading every place cost three quarters of a training step. Places
+        past `_packing_capacity` are left out: a step keeping that many is 6 standard deviations
         above the mean, plus one history's places."""
         if self._history_kept_per_row is None:
             return each_place()
