@@ -68,11 +68,19 @@ def _kept_places(ids, excluded_ids=None):
     return kept
 
 
+def _kept_rows(table, ids, kept):
+    """The `table` rows of `ids`, zeros where not `kept`. A place not kept reads the row of a
+    kept one (row 0 where none is), which the call reads anyway: its zero gradient then touches
+    no other row, which LazyAdam's moments would move."""
+    fill = tf.maximum(tf.reduce_max(tf.where(kept, ids, tf.constant(-1, ids.dtype))), 0)
+    return table(tf.where(kept, ids, fill)) * tf.cast(kept, tf.float32)[..., None]
+
+
 def _masked_mean(table, ids, excluded_ids=None):
     """The mean of the `table` rows of each row of `ids` [n, k], leaving out the -1 padding and
     the id of `excluded_ids` [n] in its row; 0 for a row with none left."""
     kept = _kept_places(ids, excluded_ids)
-    rows = table(tf.maximum(ids, 0)) * tf.cast(kept, tf.float32)[..., None]
+    rows = _kept_rows(table, ids, kept)
     count = tf.reduce_sum(tf.cast(kept, tf.float32), axis=1, keepdims=True)
     return tf.reduce_sum(rows, axis=1) / tf.maximum(count, 1.0)
 
@@ -128,8 +136,8 @@ def _kept_statistics(counts, keep=1.0):
 
 
 def _zero_padded(table, ids):
-    """The `table` rows of `ids`, zeros where an id is -1."""
-    return table(tf.maximum(ids, 0)) * tf.cast(ids >= 0, tf.float32)[..., None]
+    """The `table` rows of `ids`, zeros where an id is -1 (`_kept_rows`)."""
+    return _kept_rows(table, ids, ids >= 0)
 
 
 # Keeps the history dropout's random stream apart from the KGE negatives' (seeded (seed, step)),
@@ -387,11 +395,15 @@ class MKR(keras.Model):
                 statistics.append(_kept_statistics(tails[positives]))
         self._tails_kept_per_row = tuple(map(max, zip(*statistics)))
 
-    def _history_mean(self, users, excluded_items=None, training=False):
+    def _history_mean(self, users, excluded_items=None, training=False, row_weights=None):
         """mean_{j ∈ N(u)} V[j] of each user (with `history_neighbours`, V[j] + mean_{t ∈ T(j)}
         E[t]), without `excluded_items` (one per user), and in `training` without the items
-        `history_dropout` drops."""
+        `history_dropout` drops. Rows of `row_weights` 0 (padding) read no history."""
         history = tf.gather(self.user_history, users)
+        if row_weights is not None:
+            # A padding row would otherwise draw its own dropout, touch history items its real
+            # twin dropped with zero gradient, and LazyAdam's moments would move them.
+            history = tf.where(row_weights[:, None] > 0, history, tf.constant(-1, history.dtype))
         if training and self.history_dropout:
             history = tf.where(self._history_kept(tf.shape(history, out_type=tf.int64)), history,
                                tf.constant(-1, history.dtype))
@@ -463,16 +475,16 @@ class MKR(keras.Model):
         return _packed_mean(lambda tails: _zero_padded(self.entity_embedding, tails), neighbours,
                             _kept_places(neighbours, excluded_tails), capacity)
 
-    def user_vectors(self, users, excluded_items=None, training=False):
+    def user_vectors(self, users, excluded_items=None, training=False, row_weights=None):
         """u of each user: its tower's output, and with `use_biases` [u; b_u; 1]. With
-        `history_length`, `excluded_items` leaves each user's item out of their history, and
-        `training` applies `history_dropout`; without `use_user_embedding`, the history is the
-        tower's whole input."""
+        `history_length`, `excluded_items` leaves each user's item out of their history,
+        `training` applies `history_dropout`, and rows of `row_weights` 0 read none; without
+        `use_user_embedding`, the history is the tower's whole input."""
         inputs = []
         if self.user_embedding is not None:
             inputs.append(self.user_embedding(users))
         if self.history_length:
-            inputs.append(self._history_mean(users, excluded_items, training))
+            inputs.append(self._history_mean(users, excluded_items, training, row_weights))
         vectors = self.user_tower(tf.add_n(inputs))
         if not self.use_biases:
             return vectors
@@ -635,15 +647,13 @@ class MKR(keras.Model):
 
         An optional `batch["weight"]` (float, 1 for a real row, 0 for padding) gives a batch of
         fixed shape its real rows' gradient: a padding row repeats a real row's ids and adds
-        zero gradient. LazyAdam moves no other row, except with `history_dropout`: a padding
-        row draws its own dropout, so history items its real twin dropped are touched, with
-        zero gradient, and their moments move them (a known gap).
+        zero gradient; it reads no history, so LazyAdam moves no other row.
         """
         labels = tf.cast(batch["label"], tf.float32)
         row_weights = batch.get("weight")
         with tf.GradientTape() as tape:
             user_vectors = self.user_vectors(batch["user"], excluded_items=batch["item"],
-                                             training=True)
+                                             training=True, row_weights=row_weights)
             item_vectors, _ = self.item_and_head_vectors(batch["item"], training=True)
             if self.rs_loss != "pointwise":
                 per_row = labels * self._softmax_loss(user_vectors, item_vectors, batch["item"])

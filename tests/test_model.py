@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from mkr_tf import errors
 from mkr_tf import model as model_lib
+from mkr_tf import optimizers as mkr_optimizers
 from mkr_tf.model import MKR
 
 
@@ -434,6 +435,32 @@ class MKRTest(tf.test.TestCase):
         self.assertLen(tape.gradient(users, table).indices,
                        history_places + tail_places(history_places))
         self.assertLen(tape.gradient(items, table).indices, 14 + tail_places(14))
+
+    def test_a_training_step_moves_no_row_it_does_not_read(self):
+        # Item 0 (entity 0) is no user's history and no item's tail: only the first batch reads
+        # it. The places left empty (histories shorter than 4, items with fewer than 3 tails)
+        # must not read it either, or their zero gradient would let its moments move it.
+        ratings = np.array([[1, 1, 1], [1, 2, 1], [2, 3, 1], [3, 4, 1], [3, 2, 1]])
+        kg = np.array([[1, 0, 5], [2, 1, 6], [2, 0, 7], [4, 2, 8], [3, 1, 1]])
+        first = {"user": tf.constant([0, 1], tf.int64), "item": tf.constant([0, 1], tf.int64),
+                 "label": tf.constant([1, 0], tf.int64)}
+        second = {"user": tf.constant([1, 2, 3], tf.int64), "item": tf.constant([2, 3, 4], tf.int64),
+                  "label": tf.constant([1, 1, 0], tf.int64)}
+        for packed in (True, False):
+            with self.subTest(packed=packed):
+                model = _model(history_length=4, item_neighbours=3, history_neighbours=True,
+                               tie_item_entity=True, use_user_embedding=False, L=1)
+                model.set_user_history(ratings)
+                model.set_item_neighbours(kg, ratings=ratings)
+                if not packed:
+                    model._history_kept_per_row = model._tails_kept_per_row = None
+                model.rec_update(first)
+                row_0 = model.entity_embedding.embeddings[0].numpy()
+                first_moment, _ = mkr_optimizers.moments(model.rs_optimizer,
+                                                         model.entity_embedding.embeddings)
+                self.assertGreater(np.abs(first_moment[0]).max(), 0.0)
+                model.rec_update(second)
+                self.assertAllEqual(model.entity_embedding.embeddings[0], row_0)
 
     def test_neighbours_add_the_mean_of_the_items_tails_to_the_item_input_only(self):
         # Item 0 has tails 5, 6 and 7 (two are kept), item 2 tail 8 by two relations, item 4
