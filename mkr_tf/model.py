@@ -70,8 +70,9 @@ def _kept_places(ids, excluded_ids=None):
 
 def _kept_rows(table, ids, kept):
     """The `table` rows of `ids`, zeros where not `kept`. A place not kept reads the row of a
-    kept one (row 0 where none is), which the call reads anyway: its zero gradient then touches
-    no other row, which LazyAdam's moments would move."""
+    kept one, which the call reads anyway: its zero gradient then touches no other row, which
+    LazyAdam's moments would move. Where the call keeps no place at all it reads row 0, which is
+    touched (a gap left open: only a call of a few rows, none with a kept place, meets it)."""
     fill = tf.maximum(tf.reduce_max(tf.where(kept, ids, tf.constant(-1, ids.dtype))), 0)
     return table(tf.where(kept, ids, fill)) * tf.cast(kept, tf.float32)[..., None]
 
@@ -647,7 +648,8 @@ class MKR(keras.Model):
 
         An optional `batch["weight"]` (float, 1 for a real row, 0 for padding) gives a batch of
         fixed shape its real rows' gradient: a padding row repeats a real row's ids and adds
-        zero gradient; it reads no history, so LazyAdam moves no other row.
+        zero gradient; it reads no history, so LazyAdam moves no other row (but see
+        `_kept_rows`).
         """
         labels = tf.cast(batch["label"], tf.float32)
         row_weights = batch.get("weight")
